@@ -1,0 +1,1 @@
+"""One file per paper: its training module(s) and its Planner."""

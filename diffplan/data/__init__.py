@@ -1,0 +1,1 @@
+"""Data: dataset recipes, episodes loaded from Minari, trajectory windows, normalizer, datamodule."""

@@ -1,0 +1,61 @@
+"""LightningDataModule over trajectory windows of a task's Minari dataset."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from diffplan.data.episodes import load_episodes
+from diffplan.data.normalizer import Normalizer
+from diffplan.data.windows import TrajectoryWindows
+from diffplan.tasks import Task, load_task
+
+
+class PlanningDataModule(L.LightningDataModule):
+    """Loads episodes and fits the normalizer in ``__init__``, so the model can be built with real statistics.
+
+    Args:
+        task: task card name or path (``pointmaze-umaze``).
+        dataset_id: any Minari dataset id; defaults to the task's locally generated one. Pass the hosted id
+            (e.g. ``D4RL/pointmaze/umaze-v2``) to train on downloaded data with the same command.
+        horizon: plan points per window (defaults to the task card).
+        stride: environment steps between plan points (defaults to the task card).
+    """
+
+    def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None,
+                 stride: int | None = None, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
+                 progress: bool = True):
+        super().__init__()
+        self.task: Task = load_task(task)
+        self.dataset_id = dataset_id or self.task.dataset.local_id
+        self.horizon = int(horizon or self.task.defaults.get("horizon", 32))
+        self.stride = int(stride or self.task.defaults.get("stride", 1))
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.episodes = load_episodes(self.dataset_id, self.task, progress=progress)
+        self.windows = TrajectoryWindows(self.episodes, self.horizon, self.stride, self.task.velocity_dims,
+                                         self.task.discount)
+        # Held (padded) rows have zero velocity and action, which lie inside the data's range.
+        self.normalizer = Normalizer.fit({"actions": self.episodes.actions,
+                                          "observations": self.episodes.observations})
+
+    @property
+    def obs_dim(self) -> int:
+        return self.episodes.obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return self.episodes.act_dim
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.windows, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.num_workers, generator=generator,
+                          persistent_workers=self.num_workers > 0)
+
+    def describe(self) -> str:
+        e = self.episodes
+        return (f"{self.dataset_id}: {len(e.episode_lengths)} episodes, {len(e.observations)} states, "
+                f"{len(self.windows)} windows of {self.horizon} x stride {self.stride} "
+                f"(mean episode length {np.mean(e.episode_lengths - 1):.1f})")

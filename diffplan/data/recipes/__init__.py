@@ -1,0 +1,23 @@
+"""Dataset recipes. A recipe module exposes ``generate(task, steps, seed, overwrite, progress) -> MinariDataset``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from diffplan.tasks import Task
+
+
+def generate_dataset(task: Task, steps: int | None = None, seed: int | None = None,
+                     dataset_id: str | None = None, overwrite: bool = False, progress: bool = True) -> Any:
+    """Regenerate ``task``'s dataset with its recipe and store it with minari; returns the MinariDataset."""
+    params = dict(task.dataset.recipe_params)
+    steps = int(params.pop("steps") if steps is None else steps)
+    seed = int(params.pop("seed") if seed is None else seed)
+    params.pop("steps", None)
+    params.pop("seed", None)
+    if steps <= 0:
+        raise ValueError(f"--steps must be a positive number of environment steps, got {steps}.")
+    recipe = importlib.import_module(task.dataset.recipe)
+    return recipe.generate(task, steps=steps, seed=seed, dataset_id=dataset_id or task.dataset.local_id,
+                           overwrite=overwrite, progress=progress, **params)

@@ -1,0 +1,56 @@
+"""Trajectory windows: fixed-length, strided slices of one episode each (padding never crosses episodes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from diffplan.data.episodes import EpisodeArrays
+
+
+class TrajectoryWindows(Dataset):
+    """``horizon`` states taken every ``stride`` steps from a start state inside one episode.
+
+    Past the episode's last state, the window holds that state ("drive to the goal, then stop"): position
+    fields repeat it, ``velocity_dims`` and actions are zero. Rewards repeat the last reward.
+
+    Items are dicts of float32 tensors: ``observations`` (H, obs_dim), ``actions`` (H, act_dim),
+    ``goal`` (goal_dim,), ``value`` () the discounted average reward over the window.
+    """
+
+    def __init__(self, episodes: EpisodeArrays, horizon: int, stride: int = 1,
+                 velocity_dims: tuple[int, ...] = (), discount: float = 0.99):
+        if horizon < 2 or stride < 1:
+            raise ValueError(f"Need horizon >= 2 and stride >= 1, got horizon={horizon}, stride={stride}.")
+        self.episodes = episodes
+        self.horizon, self.stride = horizon, stride
+        self.velocity_dims = list(velocity_dims)
+        # Every state except an episode's last one can start a window.
+        steps = episodes.episode_lengths - 1
+        self.starts = np.concatenate([s + np.arange(n) for s, n in zip(episodes.episode_starts, steps)])
+        self.ends = np.repeat(episodes.episode_starts + episodes.episode_lengths - 1, steps)
+        weights = (discount ** (np.arange(horizon) * stride)).astype(np.float32)
+        self.value_weights = weights / weights.sum()
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def indices(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """State indices of window ``i`` (H,) and a mask of the padded rows (H,)."""
+        idx = self.starts[i] + self.stride * np.arange(self.horizon)
+        padded = idx > self.ends[i]
+        return np.minimum(idx, self.ends[i]), padded
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        idx, padded = self.indices(i)
+        e = self.episodes
+        obs = e.observations[idx]
+        act = e.actions[idx]
+        if padded.any():
+            obs[np.ix_(padded, self.velocity_dims)] = 0.0
+            act[padded] = 0.0
+        value = float(self.value_weights @ e.rewards[idx])
+        return {"observations": torch.from_numpy(obs), "actions": torch.from_numpy(act),
+                "goal": torch.from_numpy(e.goals[self.starts[i]].copy()),
+                "value": torch.tensor(value, dtype=torch.float32)}

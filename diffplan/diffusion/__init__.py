@@ -1,0 +1,1 @@
+"""Noise schedules, inpainting constraints, the training objective and THE sampling loop."""

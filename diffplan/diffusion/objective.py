@@ -1,0 +1,116 @@
+"""TrajectoryDiffusion: the denoising objective over trajectory windows, as a LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffplan.configurable import resolve_class
+from diffplan.data.layout import TrajectoryLayout
+from diffplan.data.normalizer import Normalizer
+from diffplan.diffusion.constraints import Inpaint
+from diffplan.diffusion.schedules import NoiseSchedule
+
+
+class TrajectoryDiffusion(L.LightningModule):
+    """Denoise (B, H, C) trajectories; planners subclass it and override only what differs.
+
+    Overridable: ``sample_timesteps`` (e.g. per-token for Diffusion Forcing), ``make_target``,
+    ``training_constraints`` (what is inpainted with clean values, as at sampling time), ``condition``.
+
+    Args:
+        normalizer: fitted on the dataset (linked from the datamodule), saved with the weights.
+        horizon: H, plan points per trajectory.
+        denoiser_class: import path of the denoiser; built as ``cls(transition_dim=C, horizon=H, **kwargs)``.
+        value_head: also train a value head on the noisy trajectories (for value guidance).
+        goal_dims: observation dims pinned at the last plan point (start state is always pinned).
+    """
+
+    def __init__(self, normalizer: Normalizer, horizon: int,
+                 denoiser_class: str = "diffplan.nn.unet.TemporalUnet",
+                 denoiser_kwargs: dict[str, Any] | None = None, num_train_timesteps: int = 100,
+                 beta_schedule: str = "squaredcos_cap_v2", prediction_type: str = "sample",
+                 value_head: bool = True, value_weight: float = 1.0, goal_dims: tuple[int, ...] = (),
+                 learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 500,
+                 bf16: bool = False):
+        super().__init__()
+        self.save_hyperparameters(ignore=["normalizer"])
+        self.normalizer = normalizer
+        dims = normalizer.config["dims"]
+        self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"])
+        self.horizon = horizon
+        self.schedule = NoiseSchedule(num_train_timesteps, beta_schedule, prediction_type)
+        self.denoiser = resolve_class(denoiser_class, nn.Module)(
+            transition_dim=self.layout.transition_dim, horizon=horizon, **(denoiser_kwargs or {}))
+        self.value = None
+        if value_head:
+            from diffplan.nn.value import TemporalValue
+
+            kw = {k: v for k, v in (denoiser_kwargs or {}).items() if k in ("dim", "dim_mults", "kernel")}
+            self.value = TemporalValue(self.layout.transition_dim, horizon, **kw)
+        self.goal_dims = list(goal_dims)
+
+    def to_planner(self, task: Any, stride: int, **planner_kwargs: Any) -> Any:
+        """The Planner that samples this objective's model (each algorithm defines its own)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define to_planner().")
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def normalize_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw fields -> normalized (B, H, C)."""
+        return self.layout.pack({k: self.normalizer.normalize(k, batch[k]) for k in ("actions", "observations")})
+
+    def training_constraints(self, x0: torch.Tensor) -> Inpaint:
+        """Start state and goal dims at the end, pinned to the window's own clean values."""
+        mask = torch.zeros_like(x0, dtype=torch.bool)
+        mask[:, 0, self.layout.channels("observations")] = True
+        if self.goal_dims:
+            mask[:, -1, self.layout.channels("observations", self.goal_dims)] = True
+        return Inpaint(mask, x0)
+
+    # -- objective ----------------------------------------------------------------------------------------
+    def sample_timesteps(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B,) uniform timesteps; override for per-token (B, H) noise levels."""
+        return torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
+
+    def make_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.schedule.target(x0, noise)
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Condition vector for the denoiser (None for Diffuser)."""
+        return None
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x0 = self.normalize_batch(batch)
+        constraints = self.training_constraints(x0)
+        t = self.sample_timesteps(x0)
+        noise = torch.randn_like(x0)
+        x_t = constraints.apply(self.schedule.add_noise(x0, noise, t))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.bf16):
+            prediction = self.denoiser(x_t, t, self.condition(batch)).float()
+        free = (~constraints.mask).float()
+        target = self.make_target(x0, noise, t)
+        out = {"diffusion": ((prediction - target) ** 2 * free).sum() / free.sum()}
+        if self.value is not None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.bf16):
+                v = self.value(x_t.detach(), t).float()
+            out["value"] = F.mse_loss(v, batch["value"])
+        out["loss"] = out["diffusion"] + self.hparams.value_weight * out.get("value", 0.0)
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.losses(batch)
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, on_step=True, on_epoch=False,
+                      batch_size=batch["actions"].shape[0], sync_dist=False)
+        return out["loss"]
+
+    def configure_optimizers(self) -> Any:
+        fused = self.device.type in ("cpu", "cuda")
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
+                                weight_decay=self.hparams.weight_decay, fused=fused)
+        warmup = max(1, self.hparams.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

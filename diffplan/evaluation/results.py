@@ -1,0 +1,42 @@
+"""Benchmark rows: one CSV row per evaluation run in ``benchmarks/<suite>/results.csv``."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import subprocess
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ["date", "commit", "task", "planner", "planner_path", "action_source", "replan_every",
+           "num_inference_steps", "episodes", "seed", "return_mean", "return_se", "score_mean", "score_se",
+           "success", "first_reach_mean", "plan_ms_b1", "train_minutes", "train_steps", "notes"]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def append_row(path: str | Path, row: dict[str, Any]) -> None:
+    """Append ``row`` (unknown keys are an error, missing ones stay empty); writes the header once."""
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"Unknown result columns {sorted(unknown)}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    row = {"date": datetime.date.today().isoformat(), "commit": git_commit(), **row}
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

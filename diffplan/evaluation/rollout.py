@@ -1,0 +1,124 @@
+"""Roll a planner out on the task's evaluation env (vectorised) and score it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from diffplan.environments import make_eval_vector_env
+from diffplan.planner import Planner
+from diffplan.tasks import Task
+
+
+@dataclass
+class EvaluationResult:
+    """Per-episode outcomes (arrays of length ``episodes``) and timing."""
+
+    task: Task
+    seeds: np.ndarray
+    returns: np.ndarray
+    first_reach: np.ndarray  # env step of the first reward, -1 if never
+    plan_ms_batch1: float
+    plan_ms_per_call: float
+    plan_batch: int
+    paths: list[np.ndarray] = field(default_factory=list)  # executed (T, obs_dim) per episode
+    plans: list[np.ndarray] = field(default_factory=list)  # first plan (H, obs_dim) per episode
+    goals: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.task.normalized_score(self.returns)
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.first_reach >= 0
+
+    def summary(self) -> dict[str, float]:
+        n = len(self.returns)
+        se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
+        reached = self.first_reach[self.first_reach >= 0]
+        return {"episodes": n, "return_mean": float(self.returns.mean()), "return_se": se(self.returns),
+                "score_mean": float(self.scores.mean()), "score_se": se(self.scores),
+                "success": float(self.success.mean()),
+                "first_reach_mean": float(reached.mean()) if len(reached) else float("nan"),
+                "plan_ms_b1": self.plan_ms_batch1, "plan_ms_per_call": self.plan_ms_per_call,
+                "plan_batch": self.plan_batch}
+
+    def __str__(self) -> str:
+        s = self.summary()
+        return (f"{self.task.name}: normalized score {s['score_mean']:.1f} ± {s['score_se']:.1f} (x100, mean ± SE over "
+                f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}, success "
+                f"{100 * s['success']:.0f}%, first reach {s['first_reach_mean']:.0f} steps, plan {s['plan_ms_b1']:.1f} ms "
+                f"(batch 1)")
+
+
+def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
+    """Median wall time of ``planner.plan`` on one observation, after one warm-up call."""
+    generator = torch.Generator().manual_seed(0)
+    planner.plan(obs, generator=generator)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        planner.plan(obs, generator=generator)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000, num_envs: int = 10,
+             progress: bool = True, keep_paths: int = 8) -> EvaluationResult:
+    """Run ``episodes`` episodes with reset seeds ``seed, seed + 1, ...`` in batches of ``num_envs``."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}.")
+    num_envs = min(num_envs, episodes)
+    envs = make_eval_vector_env(task, num_envs)
+    steps = task.eval.max_episode_steps
+    returns, first_reach, seeds = [], [], []
+    paths, plans, goals = [], [], []
+    plan_time, plan_calls, latency = 0.0, 0, float("nan")
+    bar = tqdm(total=episodes * steps, desc=f"evaluate {task.name}", unit="step", disable=not progress,
+               unit_scale=True, mininterval=1.0)
+    for first in range(0, episodes, num_envs):
+        batch_seeds = [seed + first + i for i in range(num_envs)]
+        obs, _ = envs.reset(seed=batch_seeds)
+        if first == 0:
+            single = {k: v[0] for k, v in obs.items()} if isinstance(obs, dict) else obs[0]
+            latency = plan_latency_ms(planner, single)
+        planner.reset(seed=seed + first)
+        ret = np.zeros(num_envs)
+        reach = np.full(num_envs, -1)
+        trace = []
+        first_plan = None
+        for t in range(steps):
+            before = planner.current_plan
+            t0 = time.perf_counter()
+            action = planner.act(obs)
+            if planner.current_plan is not before:
+                plan_time += time.perf_counter() - t0
+                plan_calls += 1
+                first_plan = first_plan if first_plan is not None else planner.current_plan
+            trace.append(obs[task.observation_key] if isinstance(obs, dict) else obs)
+            obs, reward, _, _, _ = envs.step(np.asarray(action, dtype=np.float32))
+            ret += reward
+            reach[(reach < 0) & (reward > 0)] = t
+            bar.update(num_envs)
+        take = min(num_envs, episodes - first)
+        returns.append(ret[:take])
+        first_reach.append(reach[:take])
+        seeds.extend(batch_seeds[:take])
+        trace_arr = np.stack(trace, axis=1)  # (num_envs, T, obs_dim)
+        for i in range(take):
+            if len(paths) < keep_paths:
+                paths.append(trace_arr[i])
+                plans.append(first_plan.observations[i].numpy())
+                if isinstance(obs, dict) and task.goal_key:
+                    goals.append(np.asarray(obs[task.goal_key][i]))
+    bar.close()
+    envs.close()
+    return EvaluationResult(task=task, seeds=np.asarray(seeds), returns=np.concatenate(returns),
+                            first_reach=np.concatenate(first_reach), plan_ms_batch1=latency,
+                            plan_ms_per_call=1e3 * plan_time / max(plan_calls, 1), plan_batch=num_envs,
+                            paths=paths, plans=plans, goals=goals)

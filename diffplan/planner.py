@@ -73,7 +73,7 @@ class Planner(nn.Module, Configurable):
 
     def save_config(self, local_vars: dict[str, Any]) -> None:
         """Subclass arguments plus the base control-loop settings (with their defaults) form the config."""
-        super().save_config(local_vars)
+        super().save_config({k: v for k, v in local_vars.items() if k not in (*self.components, "task")})
         self.config.update(replan_every=self.replan_every, action_source=self.action_source,
                            tracker_kp=self.tracker_kp, tracker_kd=self.tracker_kd,
                            tracker_lookahead=self.tracker_lookahead, seed=self.seed)
@@ -190,10 +190,9 @@ class Planner(nn.Module, Configurable):
                 module = getattr(self, name)
                 if module is not None:
                     save_module(module, tmp / name)
-            config = {k: v for k, v in self.config.items() if k not in self.components and k != "task"}
             write_json(tmp / "planner.json", {
                 "_class_name": f"{type(self).__module__}.{type(self).__qualname__}",
-                "_diffplan_version": diffplan.__version__, "task": self.task.to_dict(), "config": config,
+                "_diffplan_version": diffplan.__version__, "task": self.task.to_dict(), "config": self.config,
                 "components": [n for n in self.components if getattr(self, n) is not None], **metadata})
             if readme:
                 (tmp / "README.md").write_text(readme)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +59,6 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
     """Load ``dataset_id`` with ``minari.load_dataset`` and flatten it (cached as .npz, keyed by content)."""
     if not dataset_exists(dataset_id):
         raise FileNotFoundError(missing_dataset_message(dataset_id, task))
-    try:
-        dataset = minari.load_dataset(dataset_id)
-    except Exception as err:  # minari/h5py raise many types for damaged files
-        raise ValueError(f"Dataset {dataset_id!r} at {dataset_dir(dataset_id)} could not be read ({err}). It may be "
-                         f"truncated or corrupt; regenerate it with `diffplan data generate {task.name} "
-                         f"--overwrite`.") from err
     cache = _cache_path(dataset_id, task)
     if cache.exists():
         try:
@@ -71,7 +66,12 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
                 return EpisodeArrays(**{k: f[k] for k in f.files})
         except Exception:
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
-    arrays = _flatten(dataset, task, progress)
+    try:
+        arrays = _flatten(minari.load_dataset(dataset_id), task, progress)
+    except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:  # h5py/minari errors on damaged files
+        raise ValueError(f"Dataset {dataset_id!r} at {dataset_dir(dataset_id)} could not be read ({err}). It is "
+                         f"truncated or corrupt; regenerate it with `diffplan data generate {task.name} "
+                         f"--overwrite`.") from err
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays.__dict__)

@@ -9,9 +9,17 @@ from diffplan.tasks import Task
 
 
 def generate_dataset(task: Task, steps: int | None = None, seed: int | None = None,
-                     dataset_id: str | None = None, overwrite: bool = False, progress: bool = True) -> Any:
-    """Regenerate ``task``'s dataset with its recipe and store it with minari; returns the MinariDataset."""
-    params = dict(task.dataset.recipe_params)
+                     dataset_id: str | None = None, overwrite: bool = False, progress: bool = True,
+                     **recipe_overrides: Any) -> Any:
+    """Regenerate ``task``'s dataset with its recipe and store it with minari; returns the MinariDataset.
+
+    ``recipe_overrides`` replace parameters of the task card's recipe (e.g. ``reference_episodes=10``).
+    """
+    unknown = set(recipe_overrides) - set(task.dataset.recipe_params)
+    if unknown:
+        raise ValueError(f"Unknown recipe parameters {sorted(unknown)} for {task.name!r}; known: "
+                         f"{sorted(task.dataset.recipe_params)}.")
+    params = {**task.dataset.recipe_params, **recipe_overrides}
     steps = int(params.pop("steps") if steps is None else steps)
     seed = int(params.pop("seed") if seed is None else seed)
     params.pop("steps", None)

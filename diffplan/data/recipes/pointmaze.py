@@ -41,8 +41,7 @@ def collect(task: Task, steps: int, seed: int, p_gain: float = 10.0, d_gain: flo
         observations[k][0] = obs[k]
     for i in tqdm(range(steps), desc=f"collect {task.name}", unit="step", disable=not progress,
                   mininterval=1.0, unit_scale=True):
-        action = controller(obs) + rng.normal(size=2) * action_noise
-        actions[i] = np.clip(action, -1.0, 1.0)
+        actions[i] = np.clip(controller(obs) + rng.normal(size=2) * action_noise, -1.0, 1.0)
         obs, rewards[i], terminated, truncated, info = env.step(actions[i])
         for k in keys:
             observations[k][i + 1] = obs[k]

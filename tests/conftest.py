@@ -1,0 +1,63 @@
+"""Shared fixtures: a private Minari root with tiny datasets that the tests build themselves."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_ROOT = Path(tempfile.mkdtemp(prefix="diffplan-tests-"))
+os.environ["MINARI_DATASETS_PATH"] = str(_ROOT / "datasets")
+os.environ["DIFFPLAN_CACHE"] = str(_ROOT / "cache")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from diffplan.tasks import load_task  # noqa: E402
+
+TINY_STEPS = 3000
+
+
+@pytest.fixture(scope="session")
+def umaze():
+    return load_task("pointmaze-umaze")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(umaze):
+    """3k steps of the umaze recipe (20 reference episodes) under the task's local id."""
+    from diffplan.data.recipes import generate_dataset
+
+    return generate_dataset(umaze, steps=TINY_STEPS, seed=7, progress=False, reference_episodes=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_module(tiny_dataset):
+    """A small Diffuser objective (with value head) trained for a few steps on the tiny dataset."""
+    import lightning as L
+
+    from diffplan.algorithms.diffuser import Diffuser
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=16, stride=2, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    module = Diffuser(dm.normalizer, dm.horizon, denoiser_kwargs={"dim": 8, "dim_mults": [1, 2]},
+                      goal_dims=dm.task.goal_dims, num_train_timesteps=20)
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, dm)
+    return module, dm
+
+
+@pytest.fixture()
+def planner(tiny_module):
+    module, dm = tiny_module
+    return module.to_planner(dm.task, dm.stride, num_inference_steps=5)
+
+
+@pytest.fixture()
+def obs_batch():
+    """Three PointMaze observations in free cells of the umaze: (3, 4)."""
+    return np.array([[1.0, -1.0, 0.0, 0.0], [1.0, 0.0, 0.1, -0.1], [0.0, 1.0, 0.0, 0.0]])

@@ -1,0 +1,55 @@
+"""End to end through the console script: fit a few steps, export, evaluate, record, plot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from diffplan.cli import main
+from diffplan.evaluation.results import read_rows
+
+
+def test_fit_export_evaluate(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    main(["fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
+          "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--model.num_train_timesteps", "20",
+          "--data.task", "pointmaze-umaze", "--data.horizon", "16", "--data.stride", "2", "--data.batch_size", "8",
+          "--data.progress", "false", "--trainer.max_steps", "4", "--trainer.accelerator", "cpu",
+          "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+          "--trainer.default_root_dir", str(out), "--export", str(out / "planner"),
+          "--planner", '{"num_inference_steps": 3}'])
+    assert (out / "planner" / "planner.json").exists()
+    results = tmp_path / "results.csv"
+    main(["evaluate", str(out / "planner"), "--task", "pointmaze-umaze", "--episodes", "2", "--num-envs", "2",
+          "--results", str(results), "--quiet", "--set", "replan_every=100"])
+    rows = read_rows(results)
+    assert len(rows) == 1 and rows[0]["task"] == "pointmaze-umaze" and rows[0]["replan_every"] == "100"
+    assert float(rows[0]["plan_ms_b1"]) > 0
+    assert (tmp_path / "figures" / "planner-pointmaze-umaze.png").stat().st_size > 10_000
+
+
+def test_cli_errors_are_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "diffplan.cli", "data", "generate", "pointmaze-umaze", "--steps", "0",
+                           "--dataset-id", "diffplan/test/cli-v0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--steps must be a positive" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "diffplan.cli", "evaluate", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "diffplan.cli", "data", "generate", "pointmaze-nowhere"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Unknown task" in proc.stderr
+
+
+@pytest.mark.slow
+def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_dataset, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "diffplan.cli", "fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
+                           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--data.task", "pointmaze-umaze",
+                           "--data.horizon", "16", "--data.batch_size", "8", "--trainer.max_steps", "3",
+                           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+                           "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path),
+                           "--export", str(tmp_path / "planner")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "distributed_backend=gloo" in proc.stderr + proc.stdout or "ddp" in (proc.stderr + proc.stdout).lower()
+    assert (tmp_path / "planner" / "planner.json").exists()

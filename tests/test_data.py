@@ -1,0 +1,99 @@
+"""Episodes, windows and the normalizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffplan.data.episodes import EpisodeArrays, load_episodes
+from diffplan.data.normalizer import Normalizer
+from diffplan.data.windows import TrajectoryWindows
+
+
+def toy_episodes() -> EpisodeArrays:
+    """Two episodes of 4 and 3 steps whose state value encodes (episode, time)."""
+    lengths = np.array([5, 4])
+    obs = np.concatenate([[[10 + t, 0, 1, 1] for t in range(5)], [[20 + t, 0, 1, 1] for t in range(4)]]).astype(np.float32)
+    act = np.ones((9, 2), np.float32)
+    act[[4, 8]] = 0
+    rew = np.zeros(9, np.float32)
+    rew[[3, 4]] = 1
+    return EpisodeArrays(obs, act, rew, np.zeros((9, 2), np.float32), np.array([0, 5]), lengths)
+
+
+def test_windows_never_cross_episodes_and_hold_the_last_state():
+    w = TrajectoryWindows(toy_episodes(), horizon=4, stride=2, velocity_dims=(2, 3))
+    assert len(w) == 4 + 3
+    for i in range(len(w)):
+        item = w[i]
+        episode = int(item["observations"][0, 0]) // 10
+        assert (item["observations"][:, 0] // 10 == episode).all()
+        idx, padded = w.indices(i)
+        assert (item["observations"][padded, 2:] == 0).all() and (item["actions"][padded] == 0).all()
+        positions = item["observations"][:, 0]
+        assert (positions[1:] >= positions[:-1]).all()  # time never runs backwards into another episode
+    last = w[3]  # starts at t=3 of episode 1: t=3, then held at t=4
+    assert last["observations"][:, 0].tolist() == [13, 14, 14, 14]
+
+
+def test_window_values_are_discounted_average_rewards():
+    w = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5)
+    # window starting at t=3 of episode 1 sees rewards (1, 1): average 1
+    assert w[3]["value"].item() == pytest.approx(1.0)
+    assert w[0]["value"].item() == pytest.approx(0.0)
+
+
+def test_bad_window_arguments():
+    with pytest.raises(ValueError, match="horizon"):
+        TrajectoryWindows(toy_episodes(), horizon=1)
+
+
+def test_normalizer_round_trip_and_range():
+    rng = np.random.default_rng(0)
+    data = {"observations": rng.normal(size=(100, 4)) * 5, "actions": rng.uniform(-1, 1, (100, 2))}
+    data["observations"][:, 3] = 2.0  # a constant dimension must not divide by zero
+    norm = Normalizer.fit(data)
+    x = torch.as_tensor(data["observations"], dtype=torch.float32)
+    z = norm.normalize("observations", x)
+    assert z[:, :3].min() == pytest.approx(-1, abs=1e-5) and z[:, :3].max() == pytest.approx(1, abs=1e-5)
+    torch.testing.assert_close(norm.unnormalize("observations", z), x)
+    torch.testing.assert_close(norm.unnormalize("observations", z[:, :2], dims=[0, 1]), x[:, :2])
+
+
+def test_normalizer_rejects_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        Normalizer.fit({"observations": np.array([[0.0], [np.nan]])})
+
+
+def test_load_episodes_uses_the_goal_of_the_last_step_and_caches(tiny_dataset, umaze):
+    import minari
+
+    arrays = load_episodes(umaze.dataset.local_id, umaze, progress=False)
+    ds = minari.load_dataset(umaze.dataset.local_id)
+    ep = ds[2]
+    s, n = arrays.episode_starts[2], arrays.episode_lengths[2]
+    np.testing.assert_allclose(arrays.observations[s:s + n], ep.observations["observation"], rtol=1e-6)
+    np.testing.assert_allclose(arrays.goals[s], ep.observations["desired_goal"][-1], rtol=1e-6)
+    assert arrays.actions[s + n - 1].tolist() == [0, 0]
+    again = load_episodes(umaze.dataset.local_id, umaze, progress=False)  # from the cache
+    np.testing.assert_array_equal(again.observations, arrays.observations)
+
+
+def test_missing_dataset_says_how_to_generate_it(umaze):
+    with pytest.raises(FileNotFoundError, match="diffplan data generate pointmaze-umaze --dataset-id"):
+        load_episodes("diffplan/pointmaze/nothing-v0", umaze)
+
+
+def test_corrupt_dataset_fails_clearly(tiny_dataset, umaze, tmp_path, monkeypatch):
+    import shutil
+
+    from diffplan.data.writer import dataset_dir
+
+    src = dataset_dir(umaze.dataset.local_id)
+    dst = dataset_dir("diffplan/test/corrupt-v0")
+    shutil.copytree(src, dst)
+    h5 = dst / "data" / "main_data.hdf5"
+    h5.write_bytes(h5.read_bytes()[: h5.stat().st_size // 3])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_episodes("diffplan/test/corrupt-v0", umaze)

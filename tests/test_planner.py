@@ -1,0 +1,168 @@
+"""The Planner API: inputs, determinism, save/load identity, the control loop, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffplan import Planner
+from diffplan.io import PlannerFolderError
+
+
+def test_plan_shapes_units_and_constraints(planner, obs_batch):
+    goal = np.array([-1.0, 1.0])
+    plan = planner.plan(obs_batch, goal=goal, generator=torch.Generator().manual_seed(0))
+    assert plan.observations.shape == (3, planner.horizon, 4) and plan.actions.shape == (3, planner.horizon, 2)
+    # start state and goal position are held exactly (in environment units)
+    torch.testing.assert_close(plan.observations[:, 0], torch.as_tensor(obs_batch, dtype=torch.float32))
+    torch.testing.assert_close(plan.observations[:, -1, :2], torch.tensor(goal, dtype=torch.float32).expand(3, 2))
+    assert plan.stride == 2 and plan.values.shape == (3,)
+
+
+def test_seeded_plans_reproduce_and_seeds_differ(planner, obs_batch):
+    a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    b = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    c = planner.plan(obs_batch, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.observations, b.observations, rtol=0, atol=0)
+    assert not torch.equal(a.observations, c.observations)
+
+
+def test_single_numpy_torch_and_dict_inputs_agree(planner, obs_batch):
+    goal = np.array([-1.0, 1.0], dtype=np.float32)
+    single = planner.plan(obs_batch[0], goal=goal, generator=torch.Generator().manual_seed(0))
+    as_torch = planner.plan(torch.tensor(obs_batch[0]), goal=torch.tensor(goal), generator=torch.Generator().manual_seed(0))
+    as_dict = planner.plan({"observation": obs_batch[0], "desired_goal": goal, "achieved_goal": obs_batch[0][:2]},
+                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(single.observations, as_torch.observations)
+    torch.testing.assert_close(single.observations, as_dict.observations)
+
+
+def test_act_follows_the_plan_and_replans(planner, obs_batch):
+    planner.replan_every = 0
+    planner.reset(seed=3)
+    first = planner.act(obs_batch)
+    assert isinstance(first, np.ndarray) and first.shape == (3, 2) and np.abs(first).max() <= 1
+    plan = planner.current_plan
+    for _ in range(4):
+        planner.act(obs_batch)
+    assert planner.current_plan is plan  # open loop: one plan per episode
+    planner.replan_every = 2
+    planner.act(obs_batch)
+    assert planner.current_plan is not plan
+    single = planner.act(torch.tensor(obs_batch[0]))
+    assert isinstance(single, torch.Tensor) and single.shape == (2,)
+
+
+def test_diffused_action_source_returns_planned_actions(planner, obs_batch):
+    planner.action_source = "diffused"
+    planner.reset()
+    action = planner.act(obs_batch)
+    np.testing.assert_allclose(action, planner.current_plan.actions[:, 0].numpy())
+
+
+def test_episodes_reproduce_after_reset_with_a_seed(planner, obs_batch):
+    runs = []
+    for _ in range(2):
+        planner.reset(seed=11)
+        runs.append(np.stack([planner.act(obs_batch) for _ in range(3)]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_predict_follows_the_sb3_protocol(planner, obs_batch):
+    action, state = planner.predict(obs_batch, episode_start=np.array([True, True, True]))
+    assert action.shape == (3, 2) and state is None
+
+
+def test_save_load_identity(planner, obs_batch, tmp_path):
+    planner.save_pretrained(tmp_path / "p", readme="# test\n")
+    loaded = Planner.from_pretrained(tmp_path / "p")
+    assert type(loaded) is type(planner) and loaded.config == planner.config
+    for (k, v), (k2, v2) in zip(planner.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    b = loaded.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.observations, b.observations, rtol=0, atol=0)
+    files = {p.name for p in (tmp_path / "p").rglob("*")}
+    assert {"planner.json", "weights.safetensors", "config.json", "README.md"} <= files
+    assert not any(name.endswith((".pt", ".pkl", ".ckpt")) for name in files)
+
+
+def test_overrides_on_load(planner, tmp_path):
+    planner.save_pretrained(tmp_path / "p")
+    loaded = Planner.from_pretrained(tmp_path / "p", num_inference_steps=2, replan_every=7)
+    assert loaded.num_inference_steps == 2 and loaded.replan_every == 7 and len(loaded.timesteps) == 2
+    with pytest.raises(ValueError, match="Unknown planner settings"):
+        Planner.from_pretrained(tmp_path / "p", not_a_setting=1)
+
+
+@pytest.mark.parametrize("obs, error, match", [
+    (np.zeros(3), ValueError, r"shape \(4,\)"),
+    (np.zeros((2, 5)), ValueError, r"shape \(4,\)"),
+    (np.array(["a", "b", "c", "d"]), TypeError, "numeric"),
+    (np.array([0.0, np.nan, 0.0, 0.0]), ValueError, "NaN"),
+    ({"achieved_goal": np.zeros(2)}, ValueError, "expected 'observation'"),
+])
+def test_bad_observations_fail_clearly(planner, obs, error, match):
+    with pytest.raises(error, match=match):
+        planner.plan(obs)
+
+
+@pytest.mark.parametrize("goal", [np.array([0.0, 0.0]), np.array([9.0, 9.0])])
+def test_goal_outside_the_maze_fails(planner, goal):
+    with pytest.raises(ValueError, match="wall or outside the maze"):
+        planner.plan(np.array([1.0, -1.0, 0.0, 0.0]), goal=goal)
+
+
+def test_planner_made_for_another_task_is_refused(planner, tmp_path):
+    planner.save_pretrained(tmp_path / "p")
+    with pytest.raises(PlannerFolderError, match="trained for task 'pointmaze-umaze', not 'pointmaze-large'"):
+        Planner.from_pretrained(tmp_path / "p", task="pointmaze-large")
+
+
+def test_corrupt_or_incomplete_folders_fail_clearly(planner, tmp_path):
+    planner.save_pretrained(tmp_path / "p")
+    weights = tmp_path / "p" / "denoiser" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(PlannerFolderError, match="truncated or corrupt"):
+        Planner.from_pretrained(tmp_path / "p")
+    weights.unlink()
+    with pytest.raises(PlannerFolderError, match="incomplete"):
+        Planner.from_pretrained(tmp_path / "p")
+    (tmp_path / "p" / "planner.json").write_text("{not json")
+    with pytest.raises(PlannerFolderError, match="not valid JSON"):
+        Planner.from_pretrained(tmp_path / "p")
+    with pytest.raises(PlannerFolderError, match="does not exist"):
+        Planner.from_pretrained(tmp_path / "nothing")
+
+
+def test_planner_json_cannot_name_an_arbitrary_class(planner, tmp_path):
+    planner.save_pretrained(tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "planner.json").read_text())
+    meta["_class_name"] = "os.system"
+    (tmp_path / "p" / "planner.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not a subclass of Planner"):
+        Planner.from_pretrained(tmp_path / "p")
+
+
+def test_failed_save_keeps_the_previous_folder(planner, tmp_path, monkeypatch):
+    planner.save_pretrained(tmp_path / "p")
+    before = (tmp_path / "p" / "planner.json").read_text()
+    import diffplan.planner as planner_module
+
+    monkeypatch.setattr(planner_module, "save_module", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        planner.save_pretrained(tmp_path / "p")
+    assert (tmp_path / "p" / "planner.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_value_guidance_raises_the_planned_value(planner, obs_batch):
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    planner.guidance_scale = 0.0
+    plain = planner.plan(obs_batch, generator=gen())
+    planner.guidance_scale, planner.t_stopgrad = 1.0, 0
+    guided = planner.plan(obs_batch, generator=gen())
+    assert guided.values.mean() > plain.values.mean()

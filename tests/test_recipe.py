@@ -1,0 +1,87 @@
+"""The PointMaze recipe: determinism, episode structure, reference scores, all-or-nothing writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffplan.data.recipes import generate_dataset
+from diffplan.data.recipes.pointmaze import collect
+from diffplan.data.writer import dataset_exists
+from diffplan.environments import make_eval_env
+from diffplan.maze import xy_to_cell
+
+
+def test_collect_is_deterministic_under_a_seed(umaze):
+    a, b = collect(umaze, 1500, seed=3, progress=False), collect(umaze, 1500, seed=3, progress=False)
+    c = collect(umaze, 1500, seed=4, progress=False)
+    assert len(a) == len(b)
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea.actions, eb.actions)
+        np.testing.assert_array_equal(ea.observations["observation"], eb.observations["observation"])
+    assert not np.array_equal(a[0].actions[:50], c[0].actions[:50])
+
+
+def test_episodes_end_on_success_and_chain_without_reset(umaze):
+    episodes = collect(umaze, 2000, seed=0, progress=False)
+    assert sum(len(e.actions) for e in episodes) == 2000
+    for prev, nxt in zip(episodes[:-1], episodes[1:]):
+        assert prev.infos["success"][-1] and prev.truncations[-1] and not prev.terminations.any()
+        # the ball is never reset: an episode starts where the previous one ended
+        np.testing.assert_array_equal(prev.observations["observation"][-1], nxt.observations["observation"][0])
+    actions = np.concatenate([e.actions for e in episodes])
+    assert actions.dtype == np.float32 and np.abs(actions).max() <= 1.0
+
+
+def test_dataset_has_reference_scores_and_loads_with_minari(tiny_dataset, umaze):
+    import minari
+
+    ds = minari.load_dataset(umaze.dataset.local_id)
+    meta = ds.storage.metadata
+    assert ds.total_steps == 3000
+    # the noise-free controller is far above the random policy
+    assert meta["ref_max_score"] > 5 * meta["ref_min_score"] + 50
+    assert minari.get_normalized_score(ds, np.array([meta["ref_max_score"]]))[0] == pytest.approx(1.0)
+    # the evaluation env is the single-goal map with fixed target
+    assert make_eval_env(umaze).spec.max_episode_steps == 300
+
+
+def test_reference_scores_match_the_task_card(umaze):
+    """Minari's method (100 episodes) gives the task card's numbers (the random min exactly)."""
+    from diffplan.data.recipes.pointmaze import reference_scores
+
+    ref_min, ref_max = reference_scores(umaze, 100, seed=123)
+    assert ref_min == pytest.approx(umaze.ref_min_score, abs=0.01)
+    assert ref_max == pytest.approx(umaze.ref_max_score, rel=0.02)
+
+
+def test_zero_steps_fails_and_writes_nothing(umaze):
+    with pytest.raises(ValueError, match="--steps must be a positive"):
+        generate_dataset(umaze, steps=0, dataset_id="diffplan/test/zero-v0", progress=False)
+    assert not dataset_exists("diffplan/test/zero-v0")
+
+
+def test_existing_dataset_is_not_overwritten_silently(tiny_dataset, umaze):
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        generate_dataset(umaze, steps=100, seed=7, progress=False, reference_episodes=1)
+
+
+def test_failed_write_leaves_no_dataset(umaze, monkeypatch):
+    import diffplan.data.writer as writer
+
+    def boom(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer.minari, "create_dataset_from_buffers", boom)
+    with pytest.raises(RuntimeError):
+        generate_dataset(umaze, steps=200, dataset_id="diffplan/test/broken-v0", progress=False,
+                         reference_episodes=1)
+    assert not dataset_exists("diffplan/test/broken-v0")
+
+
+def test_xy_to_cell_matches_the_env(umaze):
+    maze = make_eval_env(umaze).unwrapped.maze
+    rng = np.random.default_rng(0)
+    for xy in rng.uniform(-2.4, 2.4, size=(50, 2)):
+        row, col = xy_to_cell(umaze.maze_map, xy)
+        assert (int(row), int(col)) == tuple(int(v) for v in maze.cell_xy_to_rowcol(xy))

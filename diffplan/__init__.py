@@ -7,4 +7,4 @@ __version__ = "0.1.0"
 from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task, load_task
 
-__all__ = ["Plan", "Planner", "Task", "load_task", "__version__"]
+__all__ = ["Plan", "Planner", "Task", "__version__", "load_task"]

@@ -11,11 +11,11 @@ os.environ["MINARI_DATASETS_PATH"] = str(_ROOT / "datasets")
 os.environ["DIFFPLAN_CACHE"] = str(_ROOT / "cache")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from diffplan.tasks import load_task  # noqa: E402
+from diffplan.tasks import load_task
 
 TINY_STEPS = 3000
 

@@ -29,7 +29,7 @@ def test_windows_never_cross_episodes_and_hold_the_last_state():
         item = w[i]
         episode = int(item["observations"][0, 0]) // 10
         assert (item["observations"][:, 0] // 10 == episode).all()
-        idx, padded = w.indices(i)
+        _, padded = w.indices(i)
         assert (item["observations"][padded, 2:] == 0).all() and (item["actions"][padded] == 0).all()
         positions = item["observations"][:, 0]
         assert (positions[1:] >= positions[:-1]).all()  # time never runs backwards into another episode

@@ -44,12 +44,12 @@ def test_add_noise_matches_diffusers_and_takes_per_token_timesteps():
 
 def test_per_token_sampling_equals_scalar_when_tokens_agree():
     s = NoiseSchedule(20)
-    model = lambda x, t: torch.tanh(x)  # noqa: E731
+    model = lambda x, t: torch.tanh(x)
     ts = s.sampling_timesteps(5)
     x = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(1))
     a = denoise(model, s, x, ts, eta=1.0, generator=torch.Generator().manual_seed(0))
     per_token = ts[:, None, None].expand(5, 2, 4)
-    model_tok = lambda x, t: torch.tanh(x)  # noqa: E731
+    model_tok = lambda x, t: torch.tanh(x)
     b = denoise(model_tok, s, x, per_token, eta=1.0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, b)
 
@@ -78,7 +78,7 @@ class MeanOfChannel(torch.nn.Module):
 
 def test_value_guidance_scale_zero_is_a_no_op_and_positive_scale_raises_the_value():
     s = NoiseSchedule(20)
-    model = lambda x, t: 0.5 * x  # noqa: E731
+    model = lambda x, t: 0.5 * x
     x = torch.randn(4, 8, 3, generator=torch.Generator().manual_seed(0))
     ts = s.sampling_timesteps(10)
     plain = denoise(model, s, x, ts, eta=1.0, generator=torch.Generator().manual_seed(1))

@@ -160,7 +160,7 @@ def test_failed_save_keeps_the_previous_folder(planner, tmp_path, monkeypatch):
 
 
 def test_value_guidance_raises_the_planned_value(planner, obs_batch):
-    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    gen = lambda: torch.Generator().manual_seed(0)
     planner.guidance_scale = 0.0
     plain = planner.plan(obs_batch, generator=gen())
     planner.guidance_scale, planner.t_stopgrad = 1.0, 0

@@ -67,7 +67,7 @@ def test_existing_dataset_is_not_overwritten_silently(tiny_dataset, umaze):
 
 
 def test_failed_write_leaves_no_dataset(umaze, monkeypatch):
-    import diffplan.data.writer as writer
+    from diffplan.data import writer
 
     def boom(**kwargs):
         raise RuntimeError("disk full")

@@ -61,7 +61,7 @@ def main() -> None:
     if ours.task.name != "pointmaze-umaze":  # a free cell and the evaluation goal of the larger mazes
         cells = [(r, c) for r, row in enumerate(ours.task.maze_map) for c, v in enumerate(row) if v == 0]
         rows, cols = len(ours.task.maze_map), len(ours.task.maze_map[0])
-        to_xy = lambda rc: np.array([rc[1] + 0.5 - cols / 2, rows / 2 - rc[0] - 0.5])  # noqa: E731
+        to_xy = lambda rc: np.array([rc[1] + 0.5 - cols / 2, rows / 2 - rc[0] - 0.5])
         obs = np.concatenate([to_xy(cells[0]), [0.0, 0.0]])
         g = [(r, c) for r, row in enumerate(ours.task.eval.env_kwargs["maze_map"]) for c, v in enumerate(row) if v == "g"]
         goal = to_xy(g[0])

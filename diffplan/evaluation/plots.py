@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from diffplan.evaluation.rollout import EvaluationResult  # noqa: E402
+from diffplan.evaluation.rollout import EvaluationResult
 
 
 def draw_maze(ax: plt.Axes, maze_map: list[list]) -> None:

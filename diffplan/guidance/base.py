@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ class Compose(Guidance):
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         for g in reversed(self.guidances):
-            model_fn = (lambda inner, g_: (lambda x_, t_: g_.predict(inner, x_, t_)))(model_fn, g)
+            model_fn = functools.partial(g.predict, model_fn)
         return model_fn(x, t)
 
     def step(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,9 +220,11 @@ class Planner(nn.Module, Configurable):
             if wanted.name != saved_task.name:
                 raise PlannerFolderError(f"Planner {path} was trained for task {saved_task.name!r}, not "
                                          f"{wanted.name!r}; pick a planner made for {wanted.name!r}.")
-        unknown = set(overrides) - set(config)
+        known = (set(inspect.signature(planner_cls.__init__).parameters)
+                 | set(inspect.signature(Planner.__init__).parameters)) - {"self", "task", "planner_kwargs", *names}
+        unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"Unknown planner settings {sorted(unknown)}; known: {sorted(config)}.")
+            raise ValueError(f"Unknown planner settings {sorted(unknown)}; known: {sorted(known)}.")
         config.update(overrides)
         modules = {name: load_module(path / name) for name in names}
         return planner_cls(task=saved_task, **modules, **config)

@@ -166,3 +166,11 @@ def test_value_guidance_raises_the_planned_value(planner, obs_batch):
     planner.guidance_scale, planner.t_stopgrad = 1.0, 0
     guided = planner.plan(obs_batch, generator=gen())
     assert guided.values.mean() > plain.values.mean()
+
+
+def test_jit_planner_matches_eager(planner, obs_batch, tmp_path):
+    planner.save_pretrained(tmp_path / "p")
+    jitted = Planner.from_pretrained(tmp_path / "p", jit=True)
+    a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    b = jitted.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.observations, b.observations, atol=1e-4, rtol=1e-4)

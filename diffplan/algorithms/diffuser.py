@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -37,6 +38,8 @@ class DiffuserPlanner(Planner):
         num_inference_steps: DDIM steps (the schedule's length gives DDPM's full chain with ``eta=1``).
         guidance_scale, n_guide_steps, t_stopgrad: value guidance (scale 0 = off).
         n_samples: plans sampled per observation; the one with the highest value is kept.
+        jit: run a traced, frozen copy of the denoiser (one per input shape): faster on CPU at batch 1, same
+            plans up to float rounding. The copy is made at the first plan, so set it on a trained planner.
     """
 
     components = ("normalizer", "denoiser", "value")
@@ -44,7 +47,7 @@ class DiffuserPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, stride: int = 1, value: nn.Module | None = None, num_inference_steps: int = 10,
                  eta: float = 0.0, guidance_scale: float = 0.0, n_guide_steps: int = 2, t_stopgrad: int = 2,
-                 n_samples: int = 1, **planner_kwargs: Any):
+                 n_samples: int = 1, jit: bool = False, **planner_kwargs: Any):
         super().__init__(task, **planner_kwargs)
         self.save_config(locals())
         self.normalizer, self.denoiser, self.value = normalizer, denoiser, value
@@ -54,7 +57,8 @@ class DiffuserPlanner(Planner):
         self.horizon, self.stride = horizon, stride
         self.num_inference_steps, self.eta = num_inference_steps, eta
         self.guidance_scale, self.n_guide_steps, self.t_stopgrad = guidance_scale, n_guide_steps, t_stopgrad
-        self.n_samples = n_samples
+        self.n_samples, self.jit = n_samples, jit
+        self._traced: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
         self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
         if guidance_scale and value is None:
             raise ValueError("guidance_scale > 0 needs a value head; train with value_head=True.")
@@ -78,6 +82,18 @@ class DiffuserPlanner(Planner):
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
 
+    def model_fn(self, shape: tuple[int, ...]) -> Any:
+        """The denoiser as ``(x, t) -> prediction`` for inputs of ``shape`` (traced and frozen if ``jit``)."""
+        if not self.jit:
+            return self.denoiser
+        if shape not in self._traced:
+            device = next(self.denoiser.parameters()).device
+            example = (torch.zeros(shape, device=device), torch.zeros(shape[0], dtype=torch.long, device=device))
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self._traced[shape] = torch.jit.freeze(torch.jit.trace(self.denoiser.eval(), example))
+        return self._traced[shape]
+
     @torch.no_grad()
     def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
         """Plan from ``obs`` (one or a batch; numpy, torch or dict) to ``goal`` (or the dict's goal)."""
@@ -88,7 +104,7 @@ class DiffuserPlanner(Planner):
         g = g.to(device).repeat_interleave(n, 0) if g is not None else None
         shape = (b * n, self.horizon, self.layout.transition_dim)
         noise = torch.randn(shape, generator=generator, device=device)
-        x = denoise(lambda x_, t_: self.denoiser(x_, t_), self.schedule, noise, self.timesteps,
+        x = denoise(self.model_fn(shape), self.schedule, noise, self.timesteps,
                     constraints=self.constraints(x_obs, g, noise), guidance=self.guidance(), eta=self.eta,
                     generator=generator)
         values = self.value(x, torch.zeros(b * n, dtype=torch.long, device=device)) if self.value is not None else None

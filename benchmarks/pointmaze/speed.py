@@ -65,32 +65,35 @@ def main() -> None:
         obs = np.concatenate([to_xy(cells[0]), [0.0, 0.0]])
         g = [(r, c) for r, row in enumerate(ours.task.eval.env_kwargs["maze_map"]) for c, v in enumerate(row) if v == "g"]
         goal = to_xy(g[0])
-    for p in (ours, paper):  # warm-up
+    ours_jit = Planner.from_pretrained(args.planner, jit=True)
+    for p in (ours, ours_jit, paper):  # warm-up (and tracing for the jit copy)
         time_plan(p, obs, goal)
-    t_ours, t_paper = [], []
+    t_ours, t_jit, t_paper = [], [], []
     for _ in range(args.repeats):
         t_ours.append(time_plan(ours, obs, goal))
+        t_jit.append(time_plan(ours_jit, obs, goal))
         t_paper.append(time_plan(paper, obs, goal))
-    ms_ours, ms_paper = 1e3 * np.median(t_ours), 1e3 * np.median(t_paper)
+    ms_ours, ms_jit, ms_paper = (1e3 * np.median(t) for t in (t_ours, t_jit, t_paper))
     rows = [r for r in read_rows(args.results) if r["planner_path"].rstrip("/") == args.planner.rstrip("/")] \
         if Path(args.results).exists() else []
     score = f"{float(rows[-1]['score_mean']):.1f} ± {float(rows[-1]['score_se']):.1f}" if rows else "n/a"
     horizon, steps, published = PAPER[ours.task.name]
     print(f"{ours.task.name}, torch threads {torch.get_num_threads()}, median of {args.repeats}:")
     print(f"  ours  ({ours.horizon} points x stride {ours.stride}, {ours.num_inference_steps} DDIM steps): "
-          f"{ms_ours:.1f} ms per plan, score {score} (benchmarks/pointmaze/results.csv)")
+          f"{ms_ours:.1f} ms per plan eager, {ms_jit:.1f} ms with jit=True, score {score} (results.csv)")
     print(f"  paper (H {horizon}, {steps} DDPM steps, dim 32 x (1,4,8)): {ms_paper:.1f} ms per plan, "
           f"published score {published} (D4RL maze2d, not trained here)")
-    print(f"  speed-up: {ms_paper / ms_ours:.1f}x")
+    print(f"  speed-up: {ms_paper / ms_ours:.1f}x eager, {ms_paper / ms_jit:.1f}x with jit")
     out = Path(args.out)
     new = not out.exists()
     with open(out, "a", newline="") as f:
         w = csv.writer(f)
         if new:
-            w.writerow(["date", "commit", "task", "planner", "ours_ms", "paper_ms", "speedup", "ours_score",
+            w.writerow(["date", "commit", "task", "planner", "ours_ms", "ours_jit_ms", "paper_ms", "speedup",
+                        "speedup_jit", "ours_score",
                         "paper_published_score", "threads"])
         w.writerow([datetime.date.today().isoformat(), git_commit(), ours.task.name, args.planner, f"{ms_ours:.2f}",
-                    f"{ms_paper:.2f}", f"{ms_paper / ms_ours:.2f}", score, published, torch.get_num_threads()])
+                    f"{ms_jit:.2f}", f"{ms_paper:.2f}", f"{ms_paper / ms_ours:.2f}", f"{ms_paper / ms_jit:.2f}", score, published, torch.get_num_threads()])
 
 
 if __name__ == "__main__":

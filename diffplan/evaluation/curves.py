@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from diffplan.evaluation.plots import save_figure
+
 
 def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
     """Columns of a metrics.csv as float arrays (rows missing a value are NaN)."""
@@ -34,9 +36,4 @@ def plot_learning_curves(runs: dict[str, str | Path], path: str | Path, smooth: 
         ax.set_xlabel("step")
         ax.set_yscale("log")
     axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

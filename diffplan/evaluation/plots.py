@@ -13,6 +13,16 @@ import numpy as np
 from diffplan.evaluation.rollout import EvaluationResult
 
 
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """tight_layout, create the folder, save as PNG, close."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_maze(ax: plt.Axes, maze_map: list[list]) -> None:
     rows, cols = len(maze_map), len(maze_map[0])
     for r in range(rows):
@@ -47,9 +57,4 @@ def plot_paths(result: EvaluationResult, path: str | Path, title: str = "") -> P
         ax.set_title(f"seed {result.seeds[i]}: score {result.scores[i]:.0f}", fontsize=9)
     axes.flat[0].legend(loc="lower left", fontsize=7)
     fig.suptitle(title or result.task.name, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

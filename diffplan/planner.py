@@ -189,7 +189,9 @@ class Planner(nn.Module, Configurable):
         with atomic_folder(path) as tmp:
             for name in self.components:
                 module = getattr(self, name)
-                if module is not None:
+                if isinstance(module, Planner):  # composed planners (e.g. hierarchical levels) nest folders
+                    module.save_pretrained(tmp / name)
+                elif module is not None:
                     save_module(module, tmp / name)
             write_json(tmp / "planner.json", {
                 "_class_name": f"{type(self).__module__}.{type(self).__qualname__}",
@@ -226,7 +228,8 @@ class Planner(nn.Module, Configurable):
         if unknown:
             raise ValueError(f"Unknown planner settings {sorted(unknown)}; known: {sorted(known)}.")
         config.update(overrides)
-        modules = {name: load_module(path / name) for name in names}
+        modules = {name: Planner.from_pretrained(path / name) if (path / name / "planner.json").exists()
+                   else load_module(path / name) for name in names}
         return planner_cls(task=saved_task, **modules, **config)
 
     @staticmethod

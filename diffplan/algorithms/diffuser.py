@@ -40,6 +40,7 @@ class DiffuserPlanner(Planner):
         n_samples: plans sampled per observation; the one with the highest value is kept.
         jit: run a traced, frozen copy of the denoiser (one per input shape): faster on CPU at batch 1, same
             plans up to float rounding. The copy is made at the first plan, so set it on a trained planner.
+        goal_dims: observation dims the goal pins at the last plan point (default: the task's, e.g. x, y).
     """
 
     components = ("normalizer", "denoiser", "value")
@@ -47,7 +48,7 @@ class DiffuserPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, stride: int = 1, value: nn.Module | None = None, num_inference_steps: int = 10,
                  eta: float = 0.0, guidance_scale: float = 0.0, n_guide_steps: int = 2, t_stopgrad: int = 2,
-                 n_samples: int = 1, jit: bool = False, **planner_kwargs: Any):
+                 n_samples: int = 1, jit: bool = False, goal_dims: list[int] | None = None, **planner_kwargs: Any):
         super().__init__(task, **planner_kwargs)
         self.save_config(locals())
         self.normalizer, self.denoiser, self.value = normalizer, denoiser, value
@@ -58,6 +59,7 @@ class DiffuserPlanner(Planner):
         self.num_inference_steps, self.eta = num_inference_steps, eta
         self.guidance_scale, self.n_guide_steps, self.t_stopgrad = guidance_scale, n_guide_steps, t_stopgrad
         self.n_samples, self.jit = n_samples, jit
+        self.goal_dims = list(task.goal_dims if goal_dims is None else goal_dims)
         self._traced: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
         self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
         if guidance_scale and value is None:
@@ -78,7 +80,7 @@ class DiffuserPlanner(Planner):
         c = Inpaint.empty(like).pin(0, self.layout.channels("observations"),
                                     self.normalizer.normalize("observations", obs))
         if goal is not None:
-            dims = list(self.task.goal_dims)
+            dims = self.goal_dims
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
 
@@ -94,10 +96,14 @@ class DiffuserPlanner(Planner):
                 self._traced[shape] = torch.jit.freeze(torch.jit.trace(self.denoiser.eval(), example))
         return self._traced[shape]
 
-    @torch.no_grad()
     def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
         """Plan from ``obs`` (one or a batch; numpy, torch or dict) to ``goal`` (or the dict's goal)."""
         x_obs, g, _ = self.parse_observation(obs, goal)
+        return self.sample(x_obs, g, generator)
+
+    @torch.no_grad()
+    def sample(self, x_obs: torch.Tensor, g: torch.Tensor | None, generator: torch.Generator | None = None) -> Plan:
+        """Sample plans from checked tensors: start states (B, obs_dim), goals (B, len(goal_dims)) or None."""
         device = next(self.denoiser.parameters()).device
         b, n = x_obs.shape[0], self.n_samples
         x_obs = x_obs.to(device).repeat_interleave(n, 0)

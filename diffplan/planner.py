@@ -29,12 +29,14 @@ class Plan:
         actions: (B, H, act_dim) diffused actions.
         stride: env steps between plan points.
         values: (B,) predicted value of each plan, when the planner has a value head.
+        subgoals: (B, K, obs_dim) the high-level plan of hierarchical planners.
     """
 
     observations: torch.Tensor
     actions: torch.Tensor
     stride: int = 1
     values: torch.Tensor | None = None
+    subgoals: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

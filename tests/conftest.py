@@ -51,10 +51,40 @@ def tiny_module(tiny_dataset):
     return module, dm
 
 
+@pytest.fixture(scope="session")
+def tiny_hierarchical(tiny_dataset):
+    """A small Hierarchical Diffuser: 4 subgoals every 3 steps, trained for a few steps."""
+    import lightning as L
+
+    from diffplan.algorithms.hierarchical import HierarchicalDataModule, HierarchicalDiffuser
+
+    dm = HierarchicalDataModule("pointmaze-umaze", horizon=4, jump=3, batch_size=8, progress=False)
+    torch.manual_seed(0)
+    level = {"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}
+    module = HierarchicalDiffuser(dm.normalizer, dm.horizon, jump=3, goal_dims=dm.task.goal_dims,
+                                  high_kwargs=level, low_kwargs=level)
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, dm)
+    return module, dm
+
+
 @pytest.fixture()
-def planner(tiny_module):
+def diffuser_planner(tiny_module):
     module, dm = tiny_module
     return module.to_planner(dm.task, dm.stride, num_inference_steps=5)
+
+
+@pytest.fixture()
+def hierarchical_planner(tiny_hierarchical):
+    module, dm = tiny_hierarchical
+    return module.to_planner(dm.task, dm.stride, high={"num_inference_steps": 5}, low={"num_inference_steps": 3})
+
+
+@pytest.fixture(params=["diffuser", "hierarchical"])
+def planner(request):
+    """Every planner passes the same planner tests."""
+    return request.getfixturevalue(f"{request.param}_planner")
 
 
 @pytest.fixture()

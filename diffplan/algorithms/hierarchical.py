@@ -1,0 +1,132 @@
+"""Hierarchical Diffuser (Chen et al., ICLR 2024): jumpy subgoals every K steps, then a low-level plan per segment.
+
+The high level is a Diffuser over states taken every ``jump`` env steps (start and goal inpainted, optionally
+value-guided); the low level is a Diffuser over the ``jump + 1`` steps between two consecutive subgoals, with
+both ends inpainted. Both levels train together from one dataset; all segments of a plan are sampled in one
+batch through the same sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
+from diffplan.algorithms.diffuser import Diffuser, DiffuserPlanner
+from diffplan.data.datamodule import PlanningDataModule
+from diffplan.data.normalizer import Normalizer
+from diffplan.data.windows import TrajectoryWindows
+from diffplan.planner import Plan, Planner
+from diffplan.tasks import Task
+
+
+class HierarchicalDataModule(PlanningDataModule):
+    """Batches ``{"high": windows of horizon x jump steps, "low": windows of jump + 1 consecutive steps}``.
+
+    Args:
+        horizon: high-level plan points (subgoals, start and goal included).
+        jump: env steps between subgoals (K; 15 in the paper's mazes).
+    """
+
+    def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None, jump: int = 15,
+                 batch_size: int = 128, num_workers: int = 0, seed: int = 0, progress: bool = True):
+        super().__init__(task, dataset_id, horizon, jump, batch_size, num_workers, seed, progress)
+        self.jump = jump
+        self.low_windows = TrajectoryWindows(self.episodes, jump + 1, 1, self.task.velocity_dims, self.task.discount)
+
+    def train_dataloader(self) -> CombinedLoader:
+        def loader(windows: TrajectoryWindows, seed: int) -> DataLoader:
+            return DataLoader(windows, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                              num_workers=self.num_workers, generator=torch.Generator().manual_seed(seed))
+
+        return CombinedLoader({"high": loader(self.windows, self.seed), "low": loader(self.low_windows, self.seed + 1)},
+                              mode="max_size_cycle")
+
+    def describe(self) -> str:
+        return super().describe() + f"; low level: {len(self.low_windows)} windows of {self.jump + 1} steps"
+
+
+class HierarchicalDiffuser(L.LightningModule):
+    """Two Diffuser objectives trained side by side; ``loss = high + low``.
+
+    Args:
+        normalizer, horizon, goal_dims: linked from the datamodule (horizon = high-level points).
+        jump: K, must equal the datamodule's ``jump``.
+        high_kwargs / low_kwargs: ``Diffuser`` arguments of each level (denoiser size, value head, ...).
+    """
+
+    def __init__(self, normalizer: Normalizer, horizon: int, jump: int = 15, goal_dims: tuple[int, ...] = (),
+                 high_kwargs: dict[str, Any] | None = None, low_kwargs: dict[str, Any] | None = None,
+                 learning_rate: float = 2e-4, warmup_steps: int = 500):
+        super().__init__()
+        self.save_hyperparameters(ignore=["normalizer"])
+        obs_dim = normalizer.config["dims"]["observations"]
+        self.jump = jump
+        self.high = Diffuser(normalizer, horizon, goal_dims=goal_dims, **(high_kwargs or {}))
+        low = {"value_head": False, **(low_kwargs or {})}
+        self.low = Diffuser(normalizer, jump + 1, goal_dims=tuple(range(obs_dim)), **low)
+
+    def on_fit_start(self) -> None:
+        dm_jump = getattr(self.trainer.datamodule, "jump", None)
+        if dm_jump != self.jump:
+            raise ValueError(f"model jump={self.jump} but data jump={dm_jump}; set both to the same K.")
+
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        high, low = self.high.losses(batch["high"]), self.low.losses(batch["low"])
+        logs = {f"train/high_{k}": v for k, v in high.items()} | {f"train/low_{k}": v for k, v in low.items()}
+        loss = high["loss"] + low["loss"]
+        self.log_dict({**logs, "train/loss": loss}, prog_bar=False, batch_size=batch["high"]["actions"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, fused=self.device.type in ("cpu", "cuda"))
+        warmup = max(1, self.hparams.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> HierarchicalPlanner:
+        """``planner_kwargs``: control-loop settings, plus ``high`` / ``low`` dicts for each level's sampler."""
+        high_kw, low_kw = planner_kwargs.pop("high", {}), planner_kwargs.pop("low", {})
+        obs_dim = self.high.layout.obs_dim
+        return HierarchicalPlanner(
+            task, high=self.high.to_planner(task, self.jump, **high_kw),
+            low=self.low.to_planner(task, 1, goal_dims=list(range(obs_dim)), **low_kw), **planner_kwargs)
+
+
+class HierarchicalPlanner(Planner):
+    """Subgoals from ``high``, then every segment between consecutive subgoals from ``low`` in one batch.
+
+    The plan has ``(H_high - 1) * jump + 1`` points at stride 1; ``Plan.subgoals`` holds the high-level plan.
+    """
+
+    components = ("high", "low")
+
+    def __init__(self, task: Task, high: DiffuserPlanner, low: DiffuserPlanner, **planner_kwargs: Any):
+        super().__init__(task, **planner_kwargs)
+        self.save_config(locals())
+        if high.stride != (low.horizon - 1) * low.stride:
+            raise ValueError(f"High-level stride {high.stride} must equal the low level's span "
+                             f"{(low.horizon - 1) * low.stride} (horizon - 1) x stride.")
+        self.high, self.low = high, low
+
+    @property
+    def obs_dim(self) -> int:
+        return self.high.obs_dim
+
+    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
+        x, g, _ = self.parse_observation(obs, goal)
+        top = self.high.sample(x, g, generator)
+        b, h, o = top.observations.shape
+        starts = top.observations[:, :-1].reshape(-1, o)
+        ends = top.observations[:, 1:].reshape(-1, o)
+        segments = self.low.sample(starts, ends, generator)  # (B * (h - 1), K + 1, ...)
+
+        def join(field: torch.Tensor) -> torch.Tensor:
+            seg = field.view(b, h - 1, field.shape[1], field.shape[2])
+            return torch.cat([seg[:, :, :-1].reshape(b, -1, field.shape[2]), seg[:, -1, -1:]], dim=1)
+
+        return Plan(observations=join(segments.observations), actions=join(segments.actions),
+                    stride=self.low.stride, values=top.values, subgoals=top.observations)

@@ -12,10 +12,10 @@ RESULTS_DEFAULT = "benchmarks/{suite}/results.csv"
 
 
 def _fit(argv: list[str]) -> None:
+    import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
     from diffplan.data.datamodule import PlanningDataModule
-    from diffplan.diffusion.objective import TrajectoryDiffusion
 
     class DiffplanCLI(LightningCLI):
         """LightningCLI whose model is built with the datamodule's fitted normalizer, horizon and goal dims;
@@ -48,7 +48,7 @@ def _fit(argv: list[str]) -> None:
                                         dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *argv]))
                 print(f"planner written to {export} ({self.trainer.global_step} steps, {minutes:.1f} min)")
 
-    DiffplanCLI(TrajectoryDiffusion, PlanningDataModule, subclass_mode_model=True, args=argv,
+    DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True, args=argv,
                 save_config_kwargs={"overwrite": True})
 
 

@@ -15,6 +15,7 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     main(["fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--model.num_train_timesteps", "20",
+          "--data", "diffplan.data.datamodule.PlanningDataModule",
           "--data.task", "pointmaze-umaze", "--data.horizon", "16", "--data.stride", "2", "--data.batch_size", "8",
           "--data.progress", "false", "--trainer.max_steps", "4", "--trainer.accelerator", "cpu",
           "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
@@ -28,6 +29,22 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
     assert len(rows) == 1 and rows[0]["task"] == "pointmaze-umaze" and rows[0]["replan_every"] == "100"
     assert float(rows[0]["plan_ms_b1"]) > 0
     assert (tmp_path / "figures" / "planner-pointmaze-umaze.png").stat().st_size > 10_000
+
+
+def test_fit_hierarchical_from_the_command_line(tiny_dataset, tmp_path):
+    level = '{"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}'
+    main(["fit", "--model", "diffplan.algorithms.hierarchical.HierarchicalDiffuser", "--model.jump", "3",
+          "--model.high_kwargs", level, "--model.low_kwargs", level,
+          "--data", "diffplan.algorithms.hierarchical.HierarchicalDataModule", "--data.task", "pointmaze-umaze",
+          "--data.horizon", "4", "--data.jump", "3", "--data.batch_size", "8", "--data.progress", "false",
+          "--trainer.max_steps", "2", "--trainer.accelerator", "cpu", "--trainer.logger", "false",
+          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path),
+          "--export", str(tmp_path / "hd"), "--planner", '{"high": {"num_inference_steps": 3}}'])
+    from diffplan import Planner
+
+    planner = Planner.from_pretrained(tmp_path / "hd")
+    assert type(planner).__name__ == "HierarchicalPlanner" and planner.high.num_inference_steps == 3
+    assert (tmp_path / "hd" / "high" / "planner.json").exists() and (tmp_path / "hd" / "low" / "denoiser").is_dir()
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):
@@ -45,7 +62,8 @@ def test_cli_errors_are_one_clear_line(tmp_path):
 @pytest.mark.slow
 def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_dataset, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "diffplan.cli", "fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
-                           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--data.task", "pointmaze-umaze",
+                           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}',
+                           "--data", "diffplan.data.datamodule.PlanningDataModule", "--data.task", "pointmaze-umaze",
                            "--data.horizon", "16", "--data.batch_size", "8", "--trainer.max_steps", "3",
                            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
                            "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path),

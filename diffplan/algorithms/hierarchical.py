@@ -19,6 +19,7 @@ from diffplan.algorithms.diffuser import Diffuser, DiffuserPlanner
 from diffplan.data.datamodule import PlanningDataModule
 from diffplan.data.normalizer import Normalizer
 from diffplan.data.windows import TrajectoryWindows
+from diffplan.diffusion.optim import adamw_with_warmup
 from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task
 
@@ -82,10 +83,8 @@ class HierarchicalDiffuser(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate, fused=self.device.type in ("cpu", "cuda"))
-        warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_warmup(self.parameters(), self.device, self.hparams.learning_rate,
+                                 warmup_steps=self.hparams.warmup_steps)
 
     def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> HierarchicalPlanner:
         """``planner_kwargs``: control-loop settings, plus ``high`` / ``low`` dicts for each level's sampler."""

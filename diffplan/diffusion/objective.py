@@ -13,6 +13,7 @@ from diffplan.configurable import resolve_class
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
+from diffplan.diffusion.optim import adamw_with_warmup
 from diffplan.diffusion.schedules import NoiseSchedule
 
 
@@ -53,6 +54,9 @@ class TrajectoryDiffusion(L.LightningModule):
             kw = {k: v for k, v in (denoiser_kwargs or {}).items() if k in ("dim", "dim_mults", "kernel")}
             self.value = TemporalValue(self.layout.transition_dim, horizon, **kw)
         self.goal_dims = list(goal_dims)
+        # kept as attributes: self.hparams of a module nested in another (Hierarchical Diffuser) is the outer one's
+        self.bf16, self.value_weight = bf16, value_weight
+        self.optim = {"learning_rate": learning_rate, "weight_decay": weight_decay, "warmup_steps": warmup_steps}
 
     def to_planner(self, task: Any, stride: int, **planner_kwargs: Any) -> Any:
         """The Planner that samples this objective's model (each algorithm defines its own)."""
@@ -89,16 +93,16 @@ class TrajectoryDiffusion(L.LightningModule):
         t = self.sample_timesteps(x0)
         noise = torch.randn_like(x0)
         x_t = constraints.apply(self.schedule.add_noise(x0, noise, t))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             prediction = self.denoiser(x_t, t, self.condition(batch)).float()
         free = (~constraints.mask).float()
         target = self.make_target(x0, noise, t)
         out = {"diffusion": ((prediction - target) ** 2 * free).sum() / free.sum()}
         if self.value is not None:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 v = self.value(x_t.detach(), t).float()
             out["value"] = F.mse_loss(v, batch["value"])
-        out["loss"] = out["diffusion"] + self.hparams.value_weight * out.get("value", 0.0)
+        out["loss"] = out["diffusion"] + self.value_weight * out.get("value", 0.0)
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -108,9 +112,4 @@ class TrajectoryDiffusion(L.LightningModule):
         return out["loss"]
 
     def configure_optimizers(self) -> Any:
-        fused = self.device.type in ("cpu", "cuda")
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                weight_decay=self.hparams.weight_decay, fused=fused)
-        warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_warmup(self.parameters(), self.device, **self.optim)

@@ -52,6 +52,9 @@ def plot_paths(result: EvaluationResult, path: str | Path, title: str = "") -> P
         ax.plot(plan[:, 0], plan[:, 1], "--", color="tab:orange", lw=1.5, label="plan")
         ax.plot(exe[:, 0], exe[:, 1], "-", color="tab:blue", lw=1.2, label="executed")
         ax.plot(exe[0, 0], exe[0, 1], "o", color="tab:green", ms=6)
+        if i < len(result.subgoals):
+            sub = result.subgoals[i]
+            ax.plot(sub[:, 0], sub[:, 1], "s", color="tab:purple", ms=3.5, label="subgoals")
         if i < len(result.goals):
             ax.add_patch(plt.Circle(result.goals[i], 0.45, color="tab:red", alpha=0.3))
         ax.set_title(f"seed {result.seeds[i]}: score {result.scores[i]:.0f}", fontsize=9)

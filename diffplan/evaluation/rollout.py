@@ -28,6 +28,7 @@ class EvaluationResult:
     paths: list[np.ndarray] = field(default_factory=list)  # executed (T, obs_dim) per episode
     plans: list[np.ndarray] = field(default_factory=list)  # first plan (H, obs_dim) per episode
     goals: list[np.ndarray] = field(default_factory=list)
+    subgoals: list[np.ndarray] = field(default_factory=list)  # first plan's subgoals (hierarchical planners)
 
     @property
     def scores(self) -> np.ndarray:
@@ -77,7 +78,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     envs = make_eval_vector_env(task, num_envs)
     steps = task.eval.max_episode_steps
     returns, first_reach, seeds = [], [], []
-    paths, plans, goals = [], [], []
+    paths, plans, goals, subgoals = [], [], [], []
     plan_time, plan_calls, latency = 0.0, 0, float("nan")
     bar = tqdm(total=episodes * steps, desc=f"evaluate {task.name}", unit="step", disable=not progress,
                unit_scale=True, mininterval=1.0)
@@ -114,6 +115,8 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
             if len(paths) < keep_paths:
                 paths.append(trace_arr[i])
                 plans.append(first_plan.observations[i].numpy())
+                if first_plan.subgoals is not None:
+                    subgoals.append(first_plan.subgoals[i].numpy())
                 if isinstance(obs, dict) and task.goal_key:
                     goals.append(np.asarray(obs[task.goal_key][i]))
     bar.close()
@@ -121,4 +124,4 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     return EvaluationResult(task=task, seeds=np.asarray(seeds), returns=np.concatenate(returns),
                             first_reach=np.concatenate(first_reach), plan_ms_batch1=latency,
                             plan_ms_per_call=1e3 * plan_time / max(plan_calls, 1), plan_batch=num_envs,
-                            paths=paths, plans=plans, goals=goals)
+                            paths=paths, plans=plans, goals=goals, subgoals=subgoals)

@@ -69,6 +69,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    scratch.chmod(0o755)  # mkdtemp makes 0700 folders; a planner folder is ordinary shared data
     try:
         yield scratch
         if path.exists():

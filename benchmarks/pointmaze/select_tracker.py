@@ -18,7 +18,7 @@ from diffplan.evaluation.rollout import evaluate
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("planner")
-    parser.add_argument("--lookaheads", type=float, nargs="+", default=[0, 5, 10, 15, 20, 30])
+    parser.add_argument("--lookaheads", type=float, nargs="+", default=[0, 10, 20, 30, 40, 50, 60])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--log", default="benchmarks/pointmaze/validation.csv")

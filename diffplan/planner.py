@@ -60,7 +60,7 @@ class Planner(nn.Module, Configurable):
 
     components: tuple[str, ...] = ()
 
-    def __init__(self, task: Task, replan_every: int = 0, action_source: str = "tracker", tracker_kp: float = 10.0,
+    def __init__(self, task: Task, replan_every: int = 0, action_source: str = "diffused", tracker_kp: float = 10.0,
                  tracker_kd: float = 1.0, tracker_lookahead: float = 0.0, seed: int = 0):
         super().__init__()
         if action_source not in ACTION_SOURCES:

@@ -11,7 +11,7 @@ from typing import Any
 RESULTS_DEFAULT = "benchmarks/{suite}/results.csv"
 
 
-def _fit(argv: list[str]) -> None:
+def _fit(argv: list[str], from_command_line: bool) -> None:
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
@@ -48,7 +48,8 @@ def _fit(argv: list[str]) -> None:
                                         dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *argv]))
                 print(f"planner written to {export} ({self.trainer.global_step} steps, {minutes:.1f} min)")
 
-    DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True, args=argv,
+    DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                args=None if from_command_line else argv,
                 save_config_kwargs={"overwrite": True})
 
 
@@ -114,9 +115,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("fit", "validate"):
-        _fit(argv)
+        _fit(argv, from_command_line)
         return
     parser = argparse.ArgumentParser(prog="diffplan", description="Diffusion planners on Minari datasets.")
     sub = parser.add_subparsers(dest="command", required=True)

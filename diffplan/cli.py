@@ -77,7 +77,7 @@ def _parse_value(text: str) -> Any:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from diffplan.evaluation.plots import plot_paths
-    from diffplan.evaluation.results import append_row
+    from diffplan.evaluation.results import append_row, result_row
     from diffplan.evaluation.rollout import evaluate
     from diffplan.planner import Planner
     from diffplan.tasks import load_task
@@ -96,15 +96,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     name = args.name or Path(args.planner).name
     if not args.no_record:
         results = Path(args.results or RESULTS_DEFAULT.format(suite=task.suite))
-        s = result.summary()
-        append_row(results, {
-            "task": task.name, "planner": name, "planner_path": str(args.planner),
-            "action_source": cfg["action_source"], "replan_every": cfg["replan_every"],
-            "num_inference_steps": cfg.get("num_inference_steps", ""), "episodes": args.episodes, "seed": args.seed,
-            "return_mean": s["return_mean"], "return_se": s["return_se"], "score_mean": s["score_mean"],
-            "score_se": s["score_se"], "success": s["success"], "first_reach_mean": s["first_reach_mean"],
-            "plan_ms_b1": s["plan_ms_b1"], "train_minutes": meta.get("train_minutes", ""),
-            "train_steps": meta.get("train_steps", ""), "notes": args.notes})
+        append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, args.notes))
         print(f"row appended to {results}")
         plot = Path(args.plot or results.parent / "figures" / f"{name}-{task.name}.png")
     else:

@@ -237,3 +237,9 @@ class Planner(nn.Module, Configurable):
     @staticmethod
     def read_metadata(path: str | Path) -> dict[str, Any]:
         return read_json(Path(path) / "planner.json")
+
+    @staticmethod
+    def training_metadata(path: str | Path) -> dict[str, Any]:
+        """What ``fit --export`` recorded beside the config (train time, steps, dataset, command)."""
+        reserved = ("_class_name", "_diffplan_version", "task", "config", "components")
+        return {k: v for k, v in Planner.read_metadata(path).items() if k not in reserved}

@@ -63,8 +63,7 @@ action = planner.act(obs)   # gymnasium dict observation of {task.eval.env_id}
 ```
 """
     out = Path("pretrained") / args.name
-    planner.save_pretrained(out, readme=readme, **{k: v for k, v in meta.items() if k not in (
-        "_class_name", "_diffplan_version", "task", "config", "components")})
+    planner.save_pretrained(out, readme=readme, **Planner.training_metadata(args.planner))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
 

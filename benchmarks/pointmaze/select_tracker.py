@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from diffplan import Planner
-from diffplan.evaluation.results import append_row
+from diffplan.evaluation.results import append_row, result_row
 from diffplan.evaluation.rollout import evaluate
 
 
@@ -32,16 +32,12 @@ def main() -> None:
         s = result.summary()
         scores[lookahead] = s["score_mean"]
         print(f"tracker_lookahead={lookahead:g}: {result}")
-        append_row(args.log, {"task": planner.task.name, "planner": args.planner.rstrip("/").split("/")[-1],
-                              "planner_path": args.planner, "action_source": "tracker", "replan_every": 0,
-                              "num_inference_steps": planner.num_inference_steps, "episodes": args.episodes,
-                              "seed": args.seed, "return_mean": s["return_mean"], "return_se": s["return_se"],
-                              "score_mean": s["score_mean"], "score_se": s["score_se"], "success": s["success"],
-                              "first_reach_mean": s["first_reach_mean"], "plan_ms_b1": s["plan_ms_b1"],
-                              "notes": f"validation: tracker_lookahead={lookahead:g}"})
+        name = args.planner.rstrip("/").split("/")[-1]
+        append_row(args.log, result_row(result, planner, name, args.planner, args.seed,
+                                        notes=f"validation: tracker_lookahead={lookahead:g}"))
     best = max(scores, key=scores.get)
     Planner.from_pretrained(args.planner, action_source="tracker", tracker_lookahead=best).save_pretrained(
-        args.planner, readme=_readme(args.planner), **_metadata(args.planner))
+        args.planner, readme=_readme(args.planner), **Planner.training_metadata(args.planner))
     print(f"chose tracker_lookahead={best:g} (validation score {scores[best]:.1f}); saved into {args.planner}")
 
 
@@ -50,11 +46,6 @@ def _readme(path: str) -> str | None:
 
     readme = Path(path) / "README.md"
     return readme.read_text() if readme.exists() else None
-
-
-def _metadata(path: str) -> dict:
-    meta = Planner.read_metadata(path)
-    return {k: v for k, v in meta.items() if k not in ("_class_name", "_diffplan_version", "task", "config", "components")}
 
 
 if __name__ == "__main__":

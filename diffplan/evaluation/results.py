@@ -40,3 +40,16 @@ def append_row(path: str | Path, row: dict[str, Any]) -> None:
 def read_rows(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def result_row(result: Any, planner: Any, name: str, planner_path: str, seed: int,
+               meta: dict[str, Any] | None = None, notes: str = "") -> dict[str, Any]:
+    """The results.csv row of one evaluation run (``result``: EvaluationResult, ``planner``: Planner)."""
+    s, cfg, meta = result.summary(), planner.config, meta or {}
+    return {"task": result.task.name, "planner": name, "planner_path": str(planner_path),
+            "action_source": cfg["action_source"], "replan_every": cfg["replan_every"],
+            "num_inference_steps": cfg.get("num_inference_steps", ""), "episodes": s["episodes"], "seed": seed,
+            "return_mean": s["return_mean"], "return_se": s["return_se"], "score_mean": s["score_mean"],
+            "score_se": s["score_se"], "success": s["success"], "first_reach_mean": s["first_reach_mean"],
+            "plan_ms_b1": s["plan_ms_b1"], "train_minutes": meta.get("train_minutes", ""),
+            "train_steps": meta.get("train_steps", ""), "notes": notes}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -14,9 +16,14 @@ def xy_to_cell(maze_map: list[list], xy: np.ndarray, scale: float = 1.0) -> tupl
     return row, col
 
 
+@functools.lru_cache(maxsize=32)
+def _free_grid(rows: tuple[tuple, ...]) -> np.ndarray:
+    return np.array([[c != 1 for c in r] for r in rows], dtype=bool)
+
+
 def in_free_cell(maze_map: list[list], xy: np.ndarray) -> np.ndarray:
-    """(..., 2) xy -> (...,) bool: inside the map and not in a wall cell."""
-    free = np.array([[c != 1 for c in r] for r in maze_map], dtype=bool)
+    """(..., 2) xy -> (...,) bool: inside the map and not in a wall cell (called on every ``act``)."""
+    free = _free_grid(tuple(tuple(r) for r in maze_map))
     row, col = xy_to_cell(maze_map, xy)
     inside = (row >= 0) & (row < free.shape[0]) & (col >= 0) & (col < free.shape[1])
     return inside & free[np.clip(row, 0, free.shape[0] - 1), np.clip(col, 0, free.shape[1] - 1)]

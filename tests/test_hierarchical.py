@@ -75,3 +75,21 @@ def test_mismatched_levels_fail_clearly(tiny_hierarchical):
     low = module.low.to_planner(dm.task, 1, goal_dims=[0, 1, 2, 3])
     with pytest.raises(ValueError, match="must equal the low level's span"):
         HierarchicalPlanner(dm.task, high=high, low=low)
+
+
+def test_a_strided_low_level_spans_the_same_jump(tiny_hierarchical, obs_batch):
+    module, dm = tiny_hierarchical  # jump 3 -> a low level with one plan point every 3 steps (2 points)
+    high = module.high.to_planner(dm.task, 3, num_inference_steps=3)
+    low = _low(module.high, 2).to_planner(dm.task, 3, goal_dims=[0, 1, 2, 3], num_inference_steps=3)
+    plan = HierarchicalPlanner(dm.task, high=high, low=low).plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    assert plan.stride == 3 and plan.observations.shape[1] == high.horizon
+    torch.testing.assert_close(plan.observations, plan.subgoals, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("low_stride", [0, 2])
+def test_low_stride_must_divide_the_jump(tiny_hierarchical, low_stride):
+    from diffplan.algorithms.hierarchical import HierarchicalDiffuser
+
+    module, dm = tiny_hierarchical
+    with pytest.raises(ValueError, match="must be a positive divisor of jump=3"):
+        HierarchicalDiffuser(module.high.normalizer, 4, jump=3, low_stride=low_stride)

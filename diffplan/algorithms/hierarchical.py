@@ -1,8 +1,8 @@
 """Hierarchical Diffuser (Chen et al., ICLR 2024): jumpy subgoals every K steps, then a low-level plan per segment.
 
 The high level is a Diffuser over states taken every ``jump`` env steps (start and goal inpainted, optionally
-value-guided); the low level is a Diffuser over the ``jump + 1`` steps between two consecutive subgoals, with
-both ends inpainted. Both levels train together from one dataset; all segments of a plan are sampled in one
+value-guided); the low level is a Diffuser over the ``jump / low_stride + 1`` points between two consecutive
+subgoals (every ``low_stride`` env steps; 1 = every step, as in the paper), with both ends inpainted. Both levels train together from one dataset; all segments of a plan are sampled in one
 batch through the same sampler.
 """
 
@@ -24,19 +24,31 @@ from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task
 
 
+def low_level_horizon(jump: int, low_stride: int) -> int:
+    """Points of one low-level segment, both subgoals included."""
+    if jump < 1 or low_stride < 1 or jump % low_stride:
+        raise ValueError(f"low_stride={low_stride} must be a positive divisor of jump={jump} "
+                         f"(e.g. low_stride=3 or 5 for jump=15).")
+    return jump // low_stride + 1
+
+
 class HierarchicalDataModule(PlanningDataModule):
-    """Batches ``{"high": windows of horizon x jump steps, "low": windows of jump + 1 consecutive steps}``.
+    """Batches ``{"high": windows of horizon points jump steps apart, "low": windows spanning jump steps}``.
 
     Args:
         horizon: high-level plan points (subgoals, start and goal included).
         jump: env steps between subgoals (K; 15 in the paper's mazes).
+        low_stride: env steps between low-level plan points; must divide ``jump``.
     """
 
     def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None, jump: int = 15,
-                 batch_size: int = 128, num_workers: int = 0, seed: int = 0, progress: bool = True):
+                 low_stride: int = 1, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
+                 progress: bool = True):
+        low_horizon = low_level_horizon(jump, low_stride)
         super().__init__(task, dataset_id, horizon, jump, batch_size, num_workers, seed, progress)
-        self.jump = jump
-        self.low_windows = TrajectoryWindows(self.episodes, jump + 1, 1, self.task.velocity_dims, self.task.discount)
+        self.jump, self.low_stride = jump, low_stride
+        self.low_windows = TrajectoryWindows(self.episodes, low_horizon, low_stride, self.task.velocity_dims,
+                                             self.task.discount)
 
     def train_dataloader(self) -> CombinedLoader:
         def loader(windows: TrajectoryWindows, seed: int) -> DataLoader:
@@ -47,7 +59,8 @@ class HierarchicalDataModule(PlanningDataModule):
                               mode="max_size_cycle")
 
     def describe(self) -> str:
-        return super().describe() + f"; low level: {len(self.low_windows)} windows of {self.jump + 1} steps"
+        return super().describe() + (f"; low level: {len(self.low_windows)} windows of {self.low_windows.horizon} "
+                                     f"points every {self.low_stride} steps")
 
 
 class HierarchicalDiffuser(L.LightningModule):
@@ -55,25 +68,27 @@ class HierarchicalDiffuser(L.LightningModule):
 
     Args:
         normalizer, horizon, goal_dims: linked from the datamodule (horizon = high-level points).
-        jump: K, must equal the datamodule's ``jump``.
+        jump, low_stride: must equal the datamodule's.
         high_kwargs / low_kwargs: ``Diffuser`` arguments of each level (denoiser size, value head, ...).
     """
 
-    def __init__(self, normalizer: Normalizer, horizon: int, jump: int = 15, goal_dims: tuple[int, ...] = (),
-                 high_kwargs: dict[str, Any] | None = None, low_kwargs: dict[str, Any] | None = None,
+    def __init__(self, normalizer: Normalizer, horizon: int, jump: int = 15, low_stride: int = 1,
+                 goal_dims: tuple[int, ...] = (), high_kwargs: dict[str, Any] | None = None, low_kwargs: dict[str, Any] | None = None,
                  learning_rate: float = 2e-4, warmup_steps: int = 500):
         super().__init__()
         self.save_hyperparameters(ignore=["normalizer"])
         obs_dim = normalizer.config["dims"]["observations"]
-        self.jump = jump
+        self.jump, self.low_stride = jump, low_stride
         self.high = Diffuser(normalizer, horizon, goal_dims=goal_dims, **(high_kwargs or {}))
         low = {"value_head": False, **(low_kwargs or {})}
-        self.low = Diffuser(normalizer, jump + 1, goal_dims=tuple(range(obs_dim)), **low)
+        self.low = Diffuser(normalizer, low_level_horizon(jump, low_stride), goal_dims=tuple(range(obs_dim)), **low)
 
     def on_fit_start(self) -> None:
-        dm_jump = getattr(self.trainer.datamodule, "jump", None)
-        if dm_jump != self.jump:
-            raise ValueError(f"model jump={self.jump} but data jump={dm_jump}; set both to the same K.")
+        dm = self.trainer.datamodule
+        for name in ("jump", "low_stride"):
+            if getattr(dm, name, None) != getattr(self, name):
+                raise ValueError(f"model {name}={getattr(self, name)} but data {name}={getattr(dm, name, None)}; "
+                                 f"set both to the same value.")
 
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         high, low = self.high.losses(batch["high"]), self.low.losses(batch["low"])
@@ -92,13 +107,13 @@ class HierarchicalDiffuser(L.LightningModule):
         obs_dim = self.high.layout.obs_dim
         return HierarchicalPlanner(
             task, high=self.high.to_planner(task, self.jump, **high_kw),
-            low=self.low.to_planner(task, 1, goal_dims=list(range(obs_dim)), **low_kw), **planner_kwargs)
+            low=self.low.to_planner(task, self.low_stride, goal_dims=list(range(obs_dim)), **low_kw), **planner_kwargs)
 
 
 class HierarchicalPlanner(Planner):
     """Subgoals from ``high``, then every segment between consecutive subgoals from ``low`` in one batch.
 
-    The plan has ``(H_high - 1) * jump + 1`` points at stride 1; ``Plan.subgoals`` holds the high-level plan.
+    The plan has ``(H_high - 1) * (H_low - 1) + 1`` points at the low level's stride; ``Plan.subgoals`` holds the high-level plan.
     """
 
     components = ("high", "low")

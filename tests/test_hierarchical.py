@@ -90,6 +90,6 @@ def test_a_strided_low_level_spans_the_same_jump(tiny_hierarchical, obs_batch):
 def test_low_stride_must_divide_the_jump(tiny_hierarchical, low_stride):
     from diffplan.algorithms.hierarchical import HierarchicalDiffuser
 
-    module, dm = tiny_hierarchical
+    module, _ = tiny_hierarchical
     with pytest.raises(ValueError, match="must be a positive divisor of jump=3"):
         HierarchicalDiffuser(module.high.normalizer, 4, jump=3, low_stride=low_stride)

@@ -81,9 +81,39 @@ def hierarchical_planner(tiny_hierarchical):
     return module.to_planner(dm.task, dm.stride, high={"num_inference_steps": 5}, low={"num_inference_steps": 3})
 
 
+@pytest.fixture(scope="session")
+def tiny_decision_diffuser(tiny_dataset):
+    """A small Decision Diffuser (2 history states, return-conditioned) trained for a few steps."""
+    import lightning as L
+
+    from diffplan.algorithms.decision_diffuser import DecisionDiffuser
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=8, stride=1, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    module = DecisionDiffuser(dm.normalizer, dm.horizon, history=2, denoiser_kwargs={"dim": 8, "dim_mults": [1, 2]},
+                              inverse_dynamics_kwargs={"hidden": 16}, num_train_timesteps=20)
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, dm)
+    return module, dm
+
+
+@pytest.fixture()
+def decision_diffuser_planner(tiny_decision_diffuser):
+    module, dm = tiny_decision_diffuser
+    return module.to_planner(dm.task, 1, num_inference_steps=4)
+
+
 @pytest.fixture(params=["diffuser", "hierarchical"])
 def planner(request):
-    """Every planner passes the same planner tests."""
+    """Every goal-reaching planner passes the same planner tests."""
+    return request.getfixturevalue(f"{request.param}_planner")
+
+
+@pytest.fixture(params=["diffuser", "hierarchical", "decision_diffuser"])
+def any_planner(request):
+    """Every planner passes the generic planner tests (determinism, control loop, folders, bad input)."""
     return request.getfixturevalue(f"{request.param}_planner")
 
 

@@ -33,3 +33,21 @@ def test_mlp_denoiser_fits_an_x0_target_through_the_diffuser_objective(tiny_data
         opt.step()
     torch.manual_seed(1)
     assert model.losses(batch)["loss"].item() < 0.5 * first
+
+
+def test_causal_transformer_ignores_future_tokens_and_takes_per_token_timesteps():
+    from diffplan.nn.transformer import TransformerDenoiser
+
+    torch.manual_seed(0)
+    net = TransformerDenoiser(3, 8, d_model=16, depth=2, heads=2, emb_dim=8, causal=True)
+    for p in net.parameters():  # adaLN-Zero starts as the identity; perturb so every path matters
+        torch.nn.init.normal_(p, std=0.2)
+    x, t = torch.randn(2, 8, 3), torch.randint(0, 20, (2, 8))
+    y = net(x, t)
+    x2 = x.clone()
+    x2[:, 5:] += 1.0
+    y2 = net(x2, t)
+    torch.testing.assert_close(y[:, :5], y2[:, :5])
+    assert not torch.allclose(y[:, 5:], y2[:, 5:])
+    with pytest.raises(ValueError, match=r"t must be \(B,\) or \(B, H\)"):
+        net(x, torch.zeros(2, 3, dtype=torch.long))

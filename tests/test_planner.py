@@ -23,10 +23,10 @@ def test_plan_shapes_units_and_constraints(planner, obs_batch):
     assert plan.values.shape == (3,)
 
 
-def test_seeded_plans_reproduce_and_seeds_differ(planner, obs_batch):
-    a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
-    b = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
-    c = planner.plan(obs_batch, generator=torch.Generator().manual_seed(1))
+def test_seeded_plans_reproduce_and_seeds_differ(any_planner, obs_batch):
+    a = any_planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    b = any_planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    c = any_planner.plan(obs_batch, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(a.observations, b.observations, rtol=0, atol=0)
     assert not torch.equal(a.observations, c.observations)
 
@@ -64,26 +64,26 @@ def test_diffused_action_source_returns_planned_actions(planner, obs_batch):
     np.testing.assert_allclose(action, planner.current_plan.actions[:, 0].numpy())
 
 
-def test_episodes_reproduce_after_reset_with_a_seed(planner, obs_batch):
+def test_episodes_reproduce_after_reset_with_a_seed(any_planner, obs_batch):
     runs = []
     for _ in range(2):
-        planner.reset(seed=11)
-        runs.append(np.stack([planner.act(obs_batch) for _ in range(3)]))
+        any_planner.reset(seed=11)
+        runs.append(np.stack([any_planner.act(obs_batch) for _ in range(3)]))
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
-def test_predict_follows_the_sb3_protocol(planner, obs_batch):
-    action, state = planner.predict(obs_batch, episode_start=np.array([True, True, True]))
+def test_predict_follows_the_sb3_protocol(any_planner, obs_batch):
+    action, state = any_planner.predict(obs_batch, episode_start=np.array([True, True, True]))
     assert action.shape == (3, 2) and state is None
 
 
-def test_save_load_identity(planner, obs_batch, tmp_path):
-    planner.save_pretrained(tmp_path / "p", readme="# test\n")
+def test_save_load_identity(any_planner, obs_batch, tmp_path):
+    any_planner.save_pretrained(tmp_path / "p", readme="# test\n")
     loaded = Planner.from_pretrained(tmp_path / "p")
-    assert type(loaded) is type(planner) and loaded.config == planner.config
-    for (k, v), (k2, v2) in zip(planner.state_dict().items(), loaded.state_dict().items()):
+    assert type(loaded) is type(any_planner) and loaded.config == any_planner.config
+    for (k, v), (k2, v2) in zip(any_planner.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
-    a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    a = any_planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
     b = loaded.plan(obs_batch, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a.observations, b.observations, rtol=0, atol=0)
     files = {p.name for p in (tmp_path / "p").rglob("*")}
@@ -107,9 +107,9 @@ def test_overrides_on_load(diffuser_planner, tmp_path):
     (np.array([0.0, np.nan, 0.0, 0.0]), ValueError, "NaN"),
     ({"achieved_goal": np.zeros(2)}, ValueError, "expected 'observation'"),
 ])
-def test_bad_observations_fail_clearly(planner, obs, error, match):
+def test_bad_observations_fail_clearly(any_planner, obs, error, match):
     with pytest.raises(error, match=match):
-        planner.plan(obs)
+        any_planner.plan(obs)
 
 
 @pytest.mark.parametrize("goal", [np.array([0.0, 0.0]), np.array([9.0, 9.0])])
@@ -118,14 +118,14 @@ def test_goal_outside_the_maze_fails(planner, goal):
         planner.plan(np.array([1.0, -1.0, 0.0, 0.0]), goal=goal)
 
 
-def test_planner_made_for_another_task_is_refused(planner, tmp_path):
-    planner.save_pretrained(tmp_path / "p")
+def test_planner_made_for_another_task_is_refused(any_planner, tmp_path):
+    any_planner.save_pretrained(tmp_path / "p")
     with pytest.raises(PlannerFolderError, match="trained for task 'pointmaze-umaze', not 'pointmaze-large'"):
         Planner.from_pretrained(tmp_path / "p", task="pointmaze-large")
 
 
-def test_corrupt_or_incomplete_folders_fail_clearly(planner, tmp_path):
-    planner.save_pretrained(tmp_path / "p")
+def test_corrupt_or_incomplete_folders_fail_clearly(any_planner, tmp_path):
+    any_planner.save_pretrained(tmp_path / "p")
     weights = sorted((tmp_path / "p").rglob("weights.safetensors"))[0]
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(PlannerFolderError, match="truncated or corrupt"):
@@ -140,8 +140,8 @@ def test_corrupt_or_incomplete_folders_fail_clearly(planner, tmp_path):
         Planner.from_pretrained(tmp_path / "nothing")
 
 
-def test_planner_json_cannot_name_an_arbitrary_class(planner, tmp_path):
-    planner.save_pretrained(tmp_path / "p")
+def test_planner_json_cannot_name_an_arbitrary_class(any_planner, tmp_path):
+    any_planner.save_pretrained(tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "planner.json").read_text())
     meta["_class_name"] = "os.system"
     (tmp_path / "p" / "planner.json").write_text(json.dumps(meta))
@@ -149,14 +149,14 @@ def test_planner_json_cannot_name_an_arbitrary_class(planner, tmp_path):
         Planner.from_pretrained(tmp_path / "p")
 
 
-def test_failed_save_keeps_the_previous_folder(planner, tmp_path, monkeypatch):
-    planner.save_pretrained(tmp_path / "p")
+def test_failed_save_keeps_the_previous_folder(any_planner, tmp_path, monkeypatch):
+    any_planner.save_pretrained(tmp_path / "p")
     before = (tmp_path / "p" / "planner.json").read_text()
     import diffplan.planner as planner_module
 
     monkeypatch.setattr(planner_module, "save_module", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
-        planner.save_pretrained(tmp_path / "p")
+        any_planner.save_pretrained(tmp_path / "p")
     assert (tmp_path / "p" / "planner.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["p"]
 

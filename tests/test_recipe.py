@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from diffplan.data.recipes import generate_dataset
 from diffplan.data.recipes.pointmaze import collect
@@ -85,3 +86,26 @@ def test_xy_to_cell_matches_the_env(umaze):
     for xy in rng.uniform(-2.4, 2.4, size=(50, 2)):
         row, col = xy_to_cell(umaze.maze_map, xy)
         assert (int(row), int(col)) == tuple(int(v) for v in maze.cell_xy_to_rowcol(xy))
+
+
+def test_locomotion_recipe_is_deterministic_and_uses_the_shipped_policy_format(tmp_path):
+    from diffplan.data.recipes.behavior import BehaviorPolicy
+    from diffplan.data.recipes.mujoco import collect, load_policy
+    from diffplan.io import save_module
+    from diffplan.tasks import load_task
+
+    task = load_task("hopper-medium")
+    torch.manual_seed(0)
+    policy = BehaviorPolicy(11, 3, [16, 16], [-1.0] * 3, [1.0] * 3)
+    save_module(policy, tmp_path / "behavior")
+    loaded = load_policy(str(tmp_path / "behavior"))
+    assert not any(p.suffix in (".pt", ".pkl", ".zip") for p in (tmp_path / "behavior").iterdir())
+    runs = [collect(task, 1200, seed=5, policy=loaded, max_episode_steps=200, progress=False) for _ in range(2)]
+    assert len(runs[0]) == len(runs[1]) > 1
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+    assert sum(len(b.actions) for b in runs[0]) > 1200 - 200  # only the trailing partial episode is dropped
+    assert all(np.abs(b.actions).max() <= 1.0 for b in runs[0])
+    with pytest.raises(FileNotFoundError, match="train_behavior.py"):
+        load_policy(str(tmp_path / "missing"))

@@ -38,7 +38,8 @@ class PlanningDataModule(L.LightningDataModule):
                                          self.task.discount)
         # Held (padded) rows have zero velocity and action, which lie inside the data's range.
         self.normalizer = Normalizer.fit({"actions": self.episodes.actions,
-                                          "observations": self.episodes.observations})
+                                          "observations": self.episodes.observations,
+                                          "returns": self.windows.returns_to_go[:, None]})
 
     @property
     def obs_dim(self) -> int:

@@ -17,7 +17,9 @@ class TrajectoryLayout:
         return self.obs_dim + self.act_dim
 
     def pack(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{"actions": (..., H, A), "observations": (..., H, O)} -> (..., H, A + O)."""
+        """{"actions": (..., H, A), "observations": (..., H, O)} -> (..., H, A + O); A = 0 packs states only."""
+        if self.act_dim == 0:
+            return fields["observations"]
         return torch.cat([fields["actions"], fields["observations"]], dim=-1)
 
     def unpack(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

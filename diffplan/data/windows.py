@@ -32,6 +32,7 @@ class TrajectoryWindows(Dataset):
         self.ends = np.repeat(episodes.episode_starts + episodes.episode_lengths - 1, steps)
         weights = (discount ** (np.arange(horizon) * stride)).astype(np.float32)
         self.value_weights = weights / weights.sum()
+        self.returns_to_go = discounted_returns_to_go(episodes, discount)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -53,4 +54,16 @@ class TrajectoryWindows(Dataset):
         value = float(self.value_weights @ e.rewards[idx])
         return {"observations": torch.from_numpy(obs), "actions": torch.from_numpy(act),
                 "goal": torch.from_numpy(e.goals[self.starts[i]].copy()),
-                "value": torch.tensor(value, dtype=torch.float32)}
+                "value": torch.tensor(value, dtype=torch.float32),
+                "returns": torch.tensor(self.returns_to_go[self.starts[i]], dtype=torch.float32)}
+
+
+def discounted_returns_to_go(episodes: EpisodeArrays, discount: float) -> np.ndarray:
+    """(N,) sum_k discount^k r_{t+k} to the end of each state's episode (the last state's repeat excluded)."""
+    out = np.zeros(len(episodes.rewards), np.float64)
+    for start, n in zip(episodes.episode_starts, episodes.episode_lengths):
+        acc = 0.0
+        for t in range(start + n - 2, start - 1, -1):  # state start + n - 1 is terminal: it earns nothing
+            acc = episodes.rewards[t] + discount * acc
+            out[t] = acc
+    return out.astype(np.float32)

@@ -29,6 +29,7 @@ class TrajectoryDiffusion(L.LightningModule):
         denoiser_class: import path of the denoiser; built as ``cls(transition_dim=C, horizon=H, **kwargs)``.
         value_head: also train a value head on the noisy trajectories (for value guidance).
         goal_dims: observation dims pinned at the last plan point (start state is always pinned).
+        diffuse_actions: False diffuses states only (actions then come from elsewhere, e.g. inverse dynamics).
     """
 
     def __init__(self, normalizer: Normalizer, horizon: int,
@@ -37,12 +38,12 @@ class TrajectoryDiffusion(L.LightningModule):
                  beta_schedule: str = "squaredcos_cap_v2", prediction_type: str = "sample",
                  value_head: bool = True, value_weight: float = 1.0, goal_dims: tuple[int, ...] = (),
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 500,
-                 bf16: bool = False):
+                 bf16: bool = False, diffuse_actions: bool = True):
         super().__init__()
         self.save_hyperparameters(ignore=["normalizer"])
         self.normalizer = normalizer
         dims = normalizer.config["dims"]
-        self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"])
+        self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"] if diffuse_actions else 0)
         self.horizon = horizon
         self.schedule = NoiseSchedule(num_train_timesteps, beta_schedule, prediction_type)
         self.denoiser = resolve_class(denoiser_class, nn.Module)(
@@ -65,7 +66,8 @@ class TrajectoryDiffusion(L.LightningModule):
     # -- data ---------------------------------------------------------------------------------------------
     def normalize_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Raw fields -> normalized (B, H, C)."""
-        return self.layout.pack({k: self.normalizer.normalize(k, batch[k]) for k in ("actions", "observations")})
+        fields = ("actions", "observations") if self.layout.act_dim else ("observations",)
+        return self.layout.pack({k: self.normalizer.normalize(k, batch[k]) for k in fields})
 
     def training_constraints(self, x0: torch.Tensor) -> Inpaint:
         """Start state and goal dims at the end, pinned to the window's own clean values."""

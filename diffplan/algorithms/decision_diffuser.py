@@ -1,0 +1,242 @@
+"""Decision Diffuser (Ajay et al., ICLR 2023): state-only diffusion, classifier-free guidance, inverse dynamics.
+
+- The denoiser sees states only; actions come from an inverse-dynamics MLP ``a_t = f(s_t, s_{t+1})``.
+- Conditions (the normalized return-to-go, or other named window features) enter as a vector of
+  ``[values, present-flag]`` per condition; training drops each condition with ``condition_dropout`` (all zeros
+  = "no condition"), so one network gives both the conditional and unconditional predictions.
+- History conditioning (the paper's Alg. 1, absent from its released code): the first ``history`` plan points
+  are the last observed states, inpainted; plan point ``history`` is the current state.
+- Composition: ``pred(null) + sum_i scale_i (pred(c_i) - pred(null))`` over several conditions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffplan.data.layout import TrajectoryLayout
+from diffplan.data.normalizer import Normalizer
+from diffplan.diffusion.constraints import Inpaint
+from diffplan.diffusion.objective import TrajectoryDiffusion
+from diffplan.diffusion.sampler import denoise
+from diffplan.diffusion.schedules import NoiseSchedule
+from diffplan.guidance.cfg import ClassifierFreeGuidance
+from diffplan.nn.inverse_dynamics import InverseDynamics
+from diffplan.planner import Plan, Planner
+from diffplan.tasks import Task
+
+# name -> (dims, feature of a window batch in normalized units); targets are given in the same units
+CONDITIONS: dict[str, tuple[int, Callable[[dict[str, torch.Tensor], Normalizer], torch.Tensor]]] = {
+    "returns": (1, lambda batch, norm: norm.normalize("returns", batch["returns"][:, None])),
+}
+
+
+def check_conditions(names: list[str], normalizer: Normalizer) -> int:
+    """Total condition-vector size (values + one presence flag per condition); unknown names fail clearly."""
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"Unknown condition(s) {unknown}; known: {sorted(CONDITIONS)} "
+                         f"(register new ones in diffplan.algorithms.decision_diffuser.CONDITIONS).")
+    if "returns" in names and "returns" not in normalizer.fields:
+        raise ValueError("The normalizer has no 'returns' field; refit it with PlanningDataModule (it fits returns-to-go).")
+    return sum(CONDITIONS[n][0] + 1 for n in names)
+
+
+class DecisionDiffuser(TrajectoryDiffusion):
+    """The DD objective: epsilon prediction over states with condition dropout, plus inverse dynamics.
+
+    Args:
+        conditions: condition names (keys of ``CONDITIONS``), e.g. ``["returns"]``.
+        history: past states inpainted before the current one (K in the paper; 0 = the released code).
+        condition_dropout: probability of dropping each condition in training (0.25 in the paper).
+        inverse_dynamics_kwargs: ``InverseDynamics`` size (hidden, depth).
+        Other arguments: as ``TrajectoryDiffusion`` (denoiser class and size, schedule, optimizer).
+    """
+
+    def __init__(self, normalizer: Normalizer, horizon: int, conditions: list[str] | None = None, history: int = 0,
+                 condition_dropout: float = 0.25, inverse_dynamics_kwargs: dict[str, Any] | None = None,
+                 denoiser_class: str = "diffplan.nn.unet.TemporalUnet", denoiser_kwargs: dict[str, Any] | None = None,
+                 prediction_type: str = "epsilon", goal_dims: tuple[int, ...] = (), **kwargs: Any):
+        conditions = list(conditions or ["returns"])
+        cond_dim = check_conditions(conditions, normalizer)
+        if not 0 <= history < horizon - 1:
+            raise ValueError(f"history={history} must leave at least 2 plan points in horizon={horizon}.")
+        super().__init__(normalizer, horizon, denoiser_class=denoiser_class,
+                         denoiser_kwargs={**(denoiser_kwargs or {}), "cond_dim": cond_dim},
+                         prediction_type=prediction_type, value_head=False, diffuse_actions=False, **kwargs)
+        self.conditions, self.history, self.condition_dropout = conditions, history, condition_dropout
+        dims = normalizer.config["dims"]
+        self.inverse_dynamics = InverseDynamics(dims["observations"], dims["actions"],
+                                                **(inverse_dynamics_kwargs or {}))
+
+    def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> DecisionDiffuserPlanner:
+        if stride != 1:
+            raise ValueError(f"Decision Diffuser needs consecutive states (stride 1) for its inverse dynamics, "
+                             f"got stride {stride}.")
+        return DecisionDiffuserPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser,
+                                       inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
+                                       horizon=self.horizon, history=self.history, conditions=self.conditions,
+                                       **planner_kwargs)
+
+    def training_constraints(self, x0: torch.Tensor) -> Inpaint:
+        """The history and the current state (plan points 0..history) are known."""
+        mask = torch.zeros_like(x0, dtype=torch.bool)
+        mask[:, : self.history + 1] = True
+        return Inpaint(mask, x0)
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for name in self.conditions:
+            value = CONDITIONS[name][1](batch, self.normalizer)
+            present = torch.ones(value.shape[0], 1, device=value.device)
+            if self.training and self.condition_dropout > 0:
+                present = present * (torch.rand_like(present) >= self.condition_dropout)
+            parts.append(torch.cat([value * present, present], dim=-1))
+        return torch.cat(parts, dim=-1)
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = super().losses(batch)
+        obs = self.normalizer.normalize("observations", batch["observations"])
+        act = self.normalizer.normalize("actions", batch["actions"])
+        # pair 0 -> 1 is a real transition in every window (windows start at non-terminal states)
+        out["inverse_dynamics"] = F.mse_loss(self.inverse_dynamics(obs[:, 0], obs[:, 1]), act[:, 0])
+        out["loss"] = out["loss"] + out["inverse_dynamics"]
+        return out
+
+
+class DecisionDiffuserPlanner(Planner):
+    """Plan states from the recent history under guided conditions; act by inverse dynamics.
+
+    Args:
+        normalizer, denoiser, inverse_dynamics: trained components.
+        schedule, horizon, history, conditions: from training.
+        targets: condition name -> target in normalized units; for ``returns`` the range [-1, 1] spans the
+            dataset's returns-to-go (1 = the best in the data). Default: ``{"returns": 0.8}`` (0.9 of the range,
+            the released code's ``test_ret``).
+        guidance_scale: CFG scale s (one for all conditions, or one per condition name).
+        compose: True gives each condition its own guidance term (composition); False guides with all of them
+            present in one term.
+        num_inference_steps, eta: DDIM steps and stochasticity.
+        Actions: ``a = f(s_now, s_plan[k + 1])`` with the *observed* state, also between replans.
+    """
+
+    components = ("normalizer", "denoiser", "inverse_dynamics")
+
+    def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, inverse_dynamics: nn.Module,
+                 schedule: dict[str, Any], horizon: int, history: int = 0, conditions: list[str] | None = None,
+                 targets: dict[str, float | list[float]] | None = None, guidance_scale: float | dict[str, float] = 1.2,
+                 compose: bool = False, num_inference_steps: int = 10, eta: float = 0.0, **planner_kwargs: Any):
+        planner_kwargs.setdefault("replan_every", 1)
+        super().__init__(task, **planner_kwargs)
+        self.save_config(locals())
+        self.normalizer, self.denoiser, self.inverse_dynamics = normalizer, denoiser, inverse_dynamics
+        self.schedule = NoiseSchedule.from_config(schedule)
+        dims = normalizer.config["dims"]
+        self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=0)
+        self.horizon, self.history = horizon, history
+        self.conditions = list(conditions or ["returns"])
+        check_conditions(self.conditions, normalizer)
+        targets = dict(targets if targets is not None else {"returns": 0.8})
+        unknown = set(targets) - set(self.conditions)
+        if unknown:
+            raise ValueError(f"Targets for {sorted(unknown)} but the model was trained with conditions "
+                             f"{self.conditions}.")
+        self.targets = {}
+        for name, value in targets.items():
+            v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+            if v.numel() != CONDITIONS[name][0]:
+                raise ValueError(f"Target {name!r} must have {CONDITIONS[name][0]} value(s), got shape "
+                                 f"{tuple(torch.as_tensor(value).shape)}.")
+            self.targets[name] = v
+        scales = guidance_scale if isinstance(guidance_scale, dict) else {n: guidance_scale for n in self.targets}
+        self.scales = {n: float(scales.get(n, 0.0)) for n in self.targets}
+        self.compose = compose
+        self.num_inference_steps, self.eta = num_inference_steps, eta
+        self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
+        self.reset()  # again, now that the history length is known
+        self.eval()
+
+    @property
+    def obs_dim(self) -> int:
+        return self.layout.obs_dim
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._seen: deque[torch.Tensor] = deque(maxlen=getattr(self, "history", 0) + 1)
+
+    def act(self, obs: Any, goal: Any = None) -> Any:
+        x, _, _ = self.parse_observation(obs, goal)
+        if self._seen and self._seen[-1].shape != x.shape:
+            self._seen.clear()
+        self._seen.append(x)
+        return super().act(obs, goal)
+
+    # -- conditions -----------------------------------------------------------------------------------------
+    def condition_vector(self, present: list[str], b: int) -> torch.Tensor:
+        """(b, cond_dim): the targets of ``present`` conditions, the others dropped."""
+        parts = []
+        for name in self.conditions:
+            dim = CONDITIONS[name][0]
+            on = name in present and name in self.targets
+            value = self.targets[name] if on else torch.zeros(dim)
+            parts.append(torch.cat([value, torch.tensor([1.0 if on else 0.0])]))
+        return torch.cat(parts).expand(b, -1).clone()
+
+    def guidance(self, b: int) -> ClassifierFreeGuidance:
+        null = self.condition_vector([], b)
+        if self.compose:
+            names = [n for n in self.targets if self.scales[n]]
+            return ClassifierFreeGuidance(null, [self.condition_vector([n], b) for n in names],
+                                          [self.scales[n] for n in names])
+        scale = max(self.scales.values(), default=0.0)
+        return ClassifierFreeGuidance(null, [self.condition_vector(list(self.targets), b)], [scale])
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def known_states(self, x: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        """(B, n, obs_dim) observed states ending with the current one, n <= history + 1."""
+        if history is not None:
+            return torch.cat([history[:, -self.history:] if self.history else history[:, :0], x[:, None]], dim=1)
+        seen = list(self._seen)
+        if seen and torch.equal(seen[-1], x):
+            return torch.stack(seen, dim=1)
+        return x[:, None]
+
+    @torch.no_grad()
+    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None,
+             history: torch.Tensor | None = None) -> Plan:
+        """Plan from ``obs`` (B, obs_dim) given up to ``history`` past states (B, K, obs_dim), oldest first.
+
+        Without ``history``, the states seen by ``act`` since ``reset`` are used. Missing history points stay
+        free (the model fills them in), so the first steps of an episode need no padding.
+        """
+        x, _, _ = self.parse_observation(obs)
+        if history is not None:
+            history = torch.as_tensor(history, dtype=torch.float32).reshape(x.shape[0], -1, self.obs_dim)
+        known = self.known_states(x, history)
+        b, n = x.shape[0], known.shape[1]
+        shape = (b, self.horizon, self.obs_dim)
+        noise = torch.randn(shape, generator=generator)
+        mask = torch.zeros(shape, dtype=torch.bool)
+        values = torch.zeros(shape)
+        now = self.history
+        mask[:, now - n + 1: now + 1] = True
+        values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
+        states = denoise(self.denoiser, self.schedule, noise, self.timesteps, constraints=Inpaint(mask, values),
+                         guidance=self.guidance(b), eta=self.eta, generator=generator)
+        future = states[:, now:]
+        actions = self.inverse_dynamics(future[:, :-1], future[:, 1:])
+        return Plan(observations=self.normalizer.unnormalize("observations", future),
+                    actions=self.normalizer.unnormalize("actions", actions), stride=1)
+
+    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: int) -> torch.Tensor:
+        """``f(observed s_t, planned s_{t+1})``: the observed state corrects for drift between replans."""
+        j = min(k + 1, plan.observations.shape[1] - 1)
+        with torch.no_grad():
+            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs),
+                                      self.normalizer.normalize("observations", plan.observations[:, j]))
+        return self.normalizer.unnormalize("actions", a)

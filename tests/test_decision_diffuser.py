@@ -1,0 +1,142 @@
+"""Decision Diffuser: classifier-free guidance identities, inverse dynamics, return conditioning, history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffplan.algorithms.decision_diffuser import DecisionDiffuser, DecisionDiffuserPlanner
+from diffplan.data.normalizer import Normalizer
+from diffplan.guidance.cfg import ClassifierFreeGuidance
+from diffplan.nn.inverse_dynamics import InverseDynamics
+from diffplan.nn.unet import TemporalUnet
+
+
+@pytest.fixture()
+def conditioned_net():
+    torch.manual_seed(0)
+    return TemporalUnet(3, 8, dim=8, dim_mults=(1, 2), cond_dim=4).eval()
+
+
+def test_guidance_scale_zero_is_unconditional_and_one_is_conditional(conditioned_net):
+    x, t = torch.randn(2, 8, 3), torch.tensor([5, 9])
+    null, cond = torch.zeros(2, 4), torch.tensor([[0.5, 1.0, -0.3, 1.0]]).expand(2, 4)
+    with torch.no_grad():
+        uncond, conditional = conditioned_net(x, t, null), conditioned_net(x, t, cond)
+        zero = ClassifierFreeGuidance(null, [cond], [0.0]).predict(conditioned_net, x, t)
+        one = ClassifierFreeGuidance(null, [cond], [1.0]).predict(conditioned_net, x, t)
+        strong = ClassifierFreeGuidance(null, [cond], [1.8]).predict(conditioned_net, x, t)
+    torch.testing.assert_close(zero, uncond, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(one, conditional, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(strong, uncond + 1.8 * (conditional - uncond), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(uncond, conditional)
+
+
+def test_composed_guidance_sums_each_conditions_difference(conditioned_net):
+    x, t = torch.randn(1, 8, 3), torch.tensor([3])
+    null, a, b = torch.zeros(1, 4), torch.tensor([[0.7, 1.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, -0.5, 1.0]])
+    with torch.no_grad():
+        e0, ea, eb = (conditioned_net(x, t, c) for c in (null, a, b))
+        composed = ClassifierFreeGuidance(null, [a, b], [1.2, 0.6]).predict(conditioned_net, x, t)
+    torch.testing.assert_close(composed, e0 + 1.2 * (ea - e0) + 0.6 * (eb - e0), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="2 conditions but 1 guidance scales"):
+        ClassifierFreeGuidance(null, [a, b], [1.0])
+
+
+def test_inverse_dynamics_fits_a_linear_toy_system():
+    torch.manual_seed(0)
+    a_true = torch.rand(512, 2) * 2 - 1
+    s = torch.randn(512, 3)
+    mixing = torch.tensor([[0.3, -0.1, 0.2], [0.1, 0.4, -0.2]])
+    s_next = s + a_true @ mixing
+    model = InverseDynamics(3, 2, hidden=64)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(400):
+        opt.zero_grad()
+        loss = ((model(s, s_next) - a_true) ** 2).mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.02 * a_true.var().item()
+
+
+def _toy_returns_model() -> tuple[DecisionDiffuser, Normalizer]:
+    """1-D states moving up (return +1 per step) or down (-1); the return is the direction."""
+    norm = Normalizer.fit({"observations": np.array([[-8.0], [8.0]]), "actions": np.array([[-1.0], [1.0]]),
+                           "returns": np.array([[-8.0], [8.0]])})
+    torch.manual_seed(0)
+    model = DecisionDiffuser(norm, 8, denoiser_class="diffplan.nn.mlp.MLPDenoiser",
+                             denoiser_kwargs={"hidden": 64, "depth": 2}, inverse_dynamics_kwargs={"hidden": 16},
+                             num_train_timesteps=20, condition_dropout=0.25)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(300):
+        direction = torch.randint(0, 2, (64, 1), generator=gen).float() * 2 - 1
+        start = torch.rand(64, 1, generator=gen) * 4 - 2
+        obs = (start + direction * torch.arange(8.0))[..., None]
+        batch = {"observations": obs, "actions": direction[:, None].expand(64, 8, 1).clone(),
+                 "returns": direction[:, 0] * 8.0}
+        opt.zero_grad()
+        model.losses(batch)["loss"].backward()
+        opt.step()
+    return model.eval(), norm
+
+
+def test_conditioning_on_a_higher_return_raises_the_return(umaze):
+    model, _ = _toy_returns_model()
+    moves = {}
+    for target in (-1.0, 1.0):
+        planner = model.to_planner(umaze, 1, targets={"returns": target}, guidance_scale=1.5, num_inference_steps=10)
+        planner.task = umaze
+        with torch.no_grad():
+            plan = planner.plan(torch.zeros(16, 1), generator=torch.Generator().manual_seed(0))
+        moves[target] = (plan.observations[:, -1, 0] - plan.observations[:, 0, 0]).mean().item()
+    assert moves[1.0] > 3.0 and moves[-1.0] < -3.0  # the planned return follows the target's sign
+
+
+def test_history_is_inpainted_and_changes_the_plan(decision_diffuser_planner, obs_batch):
+    planner = decision_diffuser_planner
+    x = torch.as_tensor(obs_batch, dtype=torch.float32)
+    still = x[:, None].expand(3, 2, 4)
+    moving = still + torch.tensor([0.3, 0.0, 0.0, 0.0]) * torch.tensor([-2.0, -1.0])[None, :, None]
+    a = planner.plan(x, history=still, generator=torch.Generator().manual_seed(0))
+    b = planner.plan(x, history=moving, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.observations[:, 0], x)  # the current state is held
+    assert not torch.allclose(a.observations, b.observations)  # the past changes the future
+    planner.reset()
+    for k in range(4):
+        planner.act(obs_batch + 0.01 * k)
+    assert len(planner._seen) == planner.history + 1  # act() keeps the last K observed states
+
+
+def test_unknown_condition_and_wrong_target_shape_fail_clearly(tiny_decision_diffuser, umaze):
+    module, dm = tiny_decision_diffuser
+    with pytest.raises(ValueError, match=r"Unknown condition\(s\) \['skill'\]"):
+        DecisionDiffuser(dm.normalizer, 8, conditions=["returns", "skill"])
+    with pytest.raises(ValueError, match="Target 'returns' must have 1 value"):
+        module.to_planner(umaze, 1, targets={"returns": [0.5, 0.5]})
+    with pytest.raises(ValueError, match=r"Targets for \['speed'\]"):
+        module.to_planner(umaze, 1, targets={"speed": 1.0})
+    with pytest.raises(ValueError, match="stride 1"):
+        module.to_planner(umaze, 2)
+    assert isinstance(module.to_planner(umaze, 1), DecisionDiffuserPlanner)
+
+
+def test_transformer_denoiser_trains_through_the_same_objective(tiny_dataset):
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=8, stride=1, batch_size=32, progress=False)
+    torch.manual_seed(0)
+    model = DecisionDiffuser(dm.normalizer, 8, denoiser_class="diffplan.nn.transformer.TransformerDenoiser",
+                             denoiser_kwargs={"d_model": 32, "depth": 2, "heads": 2, "emb_dim": 16},
+                             inverse_dynamics_kwargs={"hidden": 16}, num_train_timesteps=20)
+    batch = next(iter(dm.train_dataloader()))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    torch.manual_seed(1)
+    first = model.losses(batch)["diffusion"].item()
+    for _ in range(60):
+        opt.zero_grad()
+        model.losses(batch)["loss"].backward()
+        opt.step()
+    torch.manual_seed(1)
+    assert model.losses(batch)["diffusion"].item() < 0.7 * first

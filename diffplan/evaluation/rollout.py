@@ -36,6 +36,9 @@ class EvaluationResult:
 
     @property
     def success(self) -> np.ndarray:
+        """Reached the goal (goal-reaching tasks); NaN for tasks without a goal (locomotion)."""
+        if not self.task.goal_dims:
+            return np.full(len(self.returns), np.nan)
         return self.first_reach >= 0
 
     def summary(self) -> dict[str, float]:
@@ -51,10 +54,11 @@ class EvaluationResult:
 
     def __str__(self) -> str:
         s = self.summary()
+        reach = (f", success {100 * s['success']:.0f}%, first reach {s['first_reach_mean']:.0f} steps"
+                 if self.task.goal_dims else "")
         return (f"{self.task.name}: normalized score {s['score_mean']:.1f} ± {s['score_se']:.1f} (x100, mean ± SE over "
-                f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}, success "
-                f"{100 * s['success']:.0f}%, first reach {s['first_reach_mean']:.0f} steps, plan {s['plan_ms_b1']:.1f} ms "
-                f"(batch 1)")
+                f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}{reach}, plan "
+                f"{s['plan_ms_b1']:.1f} ms (batch 1)")
 
 
 def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
@@ -71,7 +75,11 @@ def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
 
 def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000, num_envs: int = 10,
              progress: bool = True, keep_paths: int = 8) -> EvaluationResult:
-    """Run ``episodes`` episodes with reset seeds ``seed, seed + 1, ...`` in batches of ``num_envs``."""
+    """Run ``episodes`` episodes with reset seeds ``seed, seed + 1, ...`` in batches of ``num_envs``.
+
+    An episode ends at the task's step limit or when its env terminates (e.g. a hopper falls); rewards after
+    that are not counted, and the batch stops once every episode has ended.
+    """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}.")
     num_envs = min(num_envs, episodes)
@@ -91,6 +99,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         planner.reset(seed=seed + first)
         ret = np.zeros(num_envs)
         reach = np.full(num_envs, -1)
+        alive = np.ones(num_envs, dtype=bool)
         trace = []
         first_plan = None
         for t in range(steps):
@@ -102,10 +111,15 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
                 plan_calls += 1
                 first_plan = first_plan if first_plan is not None else planner.current_plan
             trace.append(obs[task.observation_key] if isinstance(obs, dict) else obs)
-            obs, reward, _, _, _ = envs.step(np.asarray(action, dtype=np.float32))
-            ret += reward
-            reach[(reach < 0) & (reward > 0)] = t
+            obs, reward, terminated, truncated, _ = envs.step(np.asarray(action, dtype=np.float32))
+            ret += reward * alive
+            if task.goal_dims:
+                reach[(reach < 0) & (reward > 0) & alive] = t
+            alive &= ~(terminated | truncated)
             bar.update(num_envs)
+            if not alive.any():
+                bar.update(num_envs * (steps - t - 1))
+                break
         take = min(num_envs, episodes - first)
         returns.append(ret[:take])
         first_reach.append(reach[:take])

@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--config", required=True, help="the fit config that trained it")
     parser.add_argument("--results", default="benchmarks/pointmaze/results.csv")
     parser.add_argument("--speed", default="benchmarks/pointmaze/speed.csv", help="latency rows of speed.py")
+    parser.add_argument("--note", default="", help="extra text for the README (e.g. how training was resumed)")
     args = parser.parse_args()
     planner = Planner.from_pretrained(args.planner)
     meta = Planner.read_metadata(args.planner)
@@ -45,6 +46,7 @@ def main() -> None:
   validation seeds 0-19), one open-loop plan per episode (replan_every={cfg['replan_every']}).
 - Trained on `{meta.get('dataset_id')}` (regenerated locally with the published recipe, 1M steps); the training
   time is wall-clock on a shared 2-core CPU machine.
+{("- " + args.note) if args.note else ""}
 
 ## Reproduce
 ```bash

@@ -44,6 +44,13 @@ def test_window_values_are_discounted_average_rewards():
     assert w[0]["value"].item() == pytest.approx(0.0)
 
 
+def test_window_returns_are_discounted_returns_to_go_within_the_episode():
+    w = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5)
+    # episode 1 earns reward 1 at t=3 only (row 4 is its terminal state and repeats it, earning nothing)
+    assert [w[i]["returns"].item() for i in range(4)] == pytest.approx([0.125, 0.25, 0.5, 1.0])
+    assert [w[i]["returns"].item() for i in range(4, 7)] == pytest.approx([0.0, 0.0, 0.0])  # episode 2 earns nothing
+
+
 def test_bad_window_arguments():
     with pytest.raises(ValueError, match="horizon"):
         TrajectoryWindows(toy_episodes(), horizon=1)

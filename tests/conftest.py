@@ -20,6 +20,33 @@ from diffplan.tasks import load_task
 TINY_STEPS = 3000
 
 
+def fit_a_few_steps(module, dm, steps: int = 3):
+    """Three Lightning training steps: enough to exercise fit() and get non-initial weights."""
+    import lightning as L
+
+    L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, dm)
+    return module, dm
+
+
+@pytest.fixture()
+def loss_drop():
+    """``loss_drop(model, batch, steps, lr, key)``: the ratio of ``key`` loss after/before Adam steps on one batch."""
+
+    def run(model, batch, steps: int, lr: float, key: str = "loss") -> float:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        torch.manual_seed(1)
+        first = model.losses(batch)[key].item()
+        for _ in range(steps):
+            opt.zero_grad()
+            model.losses(batch)["loss"].backward()
+            opt.step()
+        torch.manual_seed(1)
+        return model.losses(batch)[key].item() / first
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def umaze():
     return load_task("pointmaze-umaze")
@@ -36,8 +63,6 @@ def tiny_dataset(umaze):
 @pytest.fixture(scope="session")
 def tiny_module(tiny_dataset):
     """A small Diffuser objective (with value head) trained for a few steps on the tiny dataset."""
-    import lightning as L
-
     from diffplan.algorithms.diffuser import Diffuser
     from diffplan.data.datamodule import PlanningDataModule
 
@@ -45,17 +70,12 @@ def tiny_module(tiny_dataset):
     torch.manual_seed(0)
     module = Diffuser(dm.normalizer, dm.horizon, denoiser_kwargs={"dim": 8, "dim_mults": [1, 2]},
                       goal_dims=dm.task.goal_dims, num_train_timesteps=20)
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, dm)
-    return module, dm
+    return fit_a_few_steps(module, dm)
 
 
 @pytest.fixture(scope="session")
 def tiny_hierarchical(tiny_dataset):
     """A small Hierarchical Diffuser: 4 subgoals every 3 steps, trained for a few steps."""
-    import lightning as L
-
     from diffplan.algorithms.hierarchical import HierarchicalDataModule, HierarchicalDiffuser
 
     dm = HierarchicalDataModule("pointmaze-umaze", horizon=4, jump=3, batch_size=8, progress=False)
@@ -63,10 +83,7 @@ def tiny_hierarchical(tiny_dataset):
     level = {"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}
     module = HierarchicalDiffuser(dm.normalizer, dm.horizon, jump=3, goal_dims=dm.task.goal_dims,
                                   high_kwargs=level, low_kwargs=level)
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, dm)
-    return module, dm
+    return fit_a_few_steps(module, dm)
 
 
 @pytest.fixture()
@@ -84,8 +101,6 @@ def hierarchical_planner(tiny_hierarchical):
 @pytest.fixture(scope="session")
 def tiny_decision_diffuser(tiny_dataset):
     """A small Decision Diffuser (2 history states, return-conditioned) trained for a few steps."""
-    import lightning as L
-
     from diffplan.algorithms.decision_diffuser import DecisionDiffuser
     from diffplan.data.datamodule import PlanningDataModule
 
@@ -93,10 +108,7 @@ def tiny_decision_diffuser(tiny_dataset):
     torch.manual_seed(0)
     module = DecisionDiffuser(dm.normalizer, dm.horizon, history=2, denoiser_kwargs={"dim": 8, "dim_mults": [1, 2]},
                               inverse_dynamics_kwargs={"hidden": 16}, num_train_timesteps=20)
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, dm)
-    return module, dm
+    return fit_a_few_steps(module, dm)
 
 
 @pytest.fixture()

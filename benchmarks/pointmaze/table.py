@@ -84,7 +84,11 @@ def main() -> None:
     fig.tight_layout()
     (HERE / "figures").mkdir(exist_ok=True)
     fig.savefig(HERE / "figures" / "scores.png", dpi=110)
-    runs = {Path(p).parts[1]: p for p in sorted(glob.glob("runs/*-*/logs/version_*/metrics.csv"))}
+    runs = {}  # a resumed fit logs a new version: each version is its own line segment
+    for family in ("diffuser", "hd"):
+        for maze in ("umaze", "medium", "large"):
+            for p in sorted(glob.glob(f"runs/{family}-{maze}/logs/version_*/metrics.csv")):
+                runs[f"{family}-{maze} ({Path(p).parts[-2].replace('version_', 'v')})"] = p
     if runs:
         plot_learning_curves(runs, HERE / "figures" / "learning-curves.png")
 

@@ -35,5 +35,7 @@ def plot_learning_curves(runs: dict[str, str | Path], path: str | Path, smooth: 
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.set_yscale("log")
-    axes.flat[0].legend(fontsize=8)
+    for ax in axes.flat:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     return save_figure(fig, path)

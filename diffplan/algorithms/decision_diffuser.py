@@ -185,7 +185,8 @@ class DecisionDiffuserPlanner(Planner):
             on = name in present and name in self.targets
             value = self.targets[name] if on else torch.zeros(dim)
             parts.append(torch.cat([value, torch.tensor([1.0 if on else 0.0])]))
-        return torch.cat(parts).expand(b, -1).clone()
+        device = next(self.denoiser.parameters()).device
+        return torch.cat(parts).expand(b, -1).clone().to(device)
 
     def guidance(self, b: int) -> ClassifierFreeGuidance:
         null = self.condition_vector([], b)
@@ -217,12 +218,13 @@ class DecisionDiffuserPlanner(Planner):
         x, _, _ = self.parse_observation(obs)
         if history is not None:
             history = torch.as_tensor(history, dtype=torch.float32).reshape(x.shape[0], -1, self.obs_dim)
-        known = self.known_states(x, history)
+        device = next(self.denoiser.parameters()).device
+        known = self.known_states(x, history).to(device)
         b, n = x.shape[0], known.shape[1]
         shape = (b, self.horizon, self.obs_dim)
-        noise = torch.randn(shape, generator=generator)
-        mask = torch.zeros(shape, dtype=torch.bool)
-        values = torch.zeros(shape)
+        noise = torch.randn(shape, generator=generator, device=device)
+        mask = torch.zeros(shape, dtype=torch.bool, device=device)
+        values = torch.zeros(shape, device=device)
         now = self.history
         mask[:, now - n + 1: now + 1] = True
         values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
@@ -230,13 +232,14 @@ class DecisionDiffuserPlanner(Planner):
                          guidance=self.guidance(b), eta=self.eta, generator=generator)
         future = states[:, now:]
         actions = self.inverse_dynamics(future[:, :-1], future[:, 1:])
-        return Plan(observations=self.normalizer.unnormalize("observations", future),
-                    actions=self.normalizer.unnormalize("actions", actions), stride=1)
+        return Plan(observations=self.normalizer.unnormalize("observations", future).cpu(),
+                    actions=self.normalizer.unnormalize("actions", actions).cpu(), stride=1)
 
     def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: int) -> torch.Tensor:
         """``f(observed s_t, planned s_{t+1})``: the observed state corrects for drift between replans."""
         j = min(k + 1, plan.observations.shape[1] - 1)
         with torch.no_grad():
-            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs),
-                                      self.normalizer.normalize("observations", plan.observations[:, j]))
-        return self.normalizer.unnormalize("actions", a)
+            device = next(self.inverse_dynamics.parameters()).device
+            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs.to(device)),
+                                      self.normalizer.normalize("observations", plan.observations[:, j].to(device)))
+        return self.normalizer.unnormalize("actions", a).cpu()

@@ -223,12 +223,11 @@ class DecisionDiffuserPlanner(Planner):
         b, n = x.shape[0], known.shape[1]
         shape = (b, self.horizon, self.obs_dim)
         noise = torch.randn(shape, generator=generator, device=device)
-        mask = torch.zeros(shape, dtype=torch.bool, device=device)
-        values = torch.zeros(shape, device=device)
-        now = self.history
-        mask[:, now - n + 1: now + 1] = True
-        values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
-        states = denoise(self.denoiser, self.schedule, noise, self.timesteps, constraints=Inpaint(mask, values),
+        now, channels = self.history, self.layout.channels("observations")
+        constraints = Inpaint.empty(noise)
+        for i, state in enumerate(self.normalizer.normalize("observations", known).unbind(1)):
+            constraints.pin(now - n + 1 + i, channels, state)
+        states = denoise(self.denoiser, self.schedule, noise, self.timesteps, constraints=constraints,
                          guidance=self.guidance(b), eta=self.eta, generator=generator)
         future = states[:, now:]
         actions = self.inverse_dynamics(future[:, :-1], future[:, 1:])

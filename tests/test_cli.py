@@ -28,6 +28,8 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
     rows = read_rows(results)
     assert len(rows) == 1 and rows[0]["task"] == "pointmaze-umaze" and rows[0]["replan_every"] == "100"
     assert float(rows[0]["plan_ms_b1"]) > 0
+    # open loop (one plan per 100 steps): a step costs far less than a plan
+    assert 0 < float(rows[0]["act_ms_b1"]) < float(rows[0]["plan_ms_b1"])
     assert (tmp_path / "figures" / "planner-pointmaze-umaze.png").stat().st_size > 10_000
 
 

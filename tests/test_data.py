@@ -104,3 +104,24 @@ def test_corrupt_dataset_fails_clearly(tiny_dataset, umaze, tmp_path, monkeypatc
     h5.write_bytes(h5.read_bytes()[: h5.stat().st_size // 3])
     with pytest.raises(ValueError, match="truncated or corrupt"):
         load_episodes("diffplan/test/corrupt-v0", umaze)
+
+
+def test_results_file_of_an_older_version_gains_the_new_columns_without_losing_rows(tmp_path):
+    import csv
+
+    from diffplan.evaluation.results import COLUMNS, append_row, read_rows
+
+    old_columns = [c for c in COLUMNS if c != "act_ms_b1"]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({c: "" for c in old_columns} | {"task": "old", "plan_ms_b1": "12.5"})
+    append_row(path, {"task": "new", "plan_ms_b1": 3.0, "act_ms_b1": 1.5})
+    rows = read_rows(path)
+    assert [r["task"] for r in rows] == ["old", "new"]
+    assert (rows[0]["plan_ms_b1"], rows[0]["act_ms_b1"]) == ("12.5", "")
+    assert (rows[1]["plan_ms_b1"], rows[1]["act_ms_b1"]) == ("3", "1.5")
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a results file"):
+        append_row(path, {"task": "new"})

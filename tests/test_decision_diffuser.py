@@ -131,3 +131,39 @@ def test_transformer_denoiser_trains_through_the_same_objective(tiny_dataset, lo
                              denoiser_kwargs={"d_model": 32, "depth": 2, "heads": 2, "emb_dim": 16},
                              inverse_dynamics_kwargs={"hidden": 16}, num_train_timesteps=20)
     assert loss_drop(model, next(iter(dm.train_dataloader())), steps=60, lr=2e-3, key="diffusion") < 0.7
+
+
+def test_warm_start_replans_from_the_previous_plan_with_fewer_denoiser_calls(tiny_decision_diffuser, obs_batch):
+    module, dm = tiny_decision_diffuser
+    cold = module.to_planner(dm.task, 1, num_inference_steps=4)
+    warm = module.to_planner(dm.task, 1, num_inference_steps=4, warm_start=3)
+    inputs: list[torch.Tensor] = []
+    hook = warm.denoiser.register_forward_hook(lambda m, args, out: inputs.append(args[0][: len(obs_batch)]))
+    try:
+        # plan() outside act() is always cold: the same plan as without warm starts
+        g = torch.Generator().manual_seed(0)
+        torch.testing.assert_close(warm.plan(obs_batch, generator=g).observations,
+                                   cold.plan(obs_batch, generator=torch.Generator().manual_seed(0)).observations)
+        warm.reset(seed=0)
+        warm.act(obs_batch)
+        first = warm._last_states.clone()
+        inputs.clear()
+        warm.act(obs_batch + 0.01)  # a replan one step later
+    finally:
+        hook.remove()
+    assert len(inputs) == 1  # 4 DDIM steps less the 3 skipped
+    # the chain started near the previous plan shifted by one step (little noise is left at the 4th step)
+    start, shifted = inputs[0], torch.cat([first[:, 1:], first[:, -1:]], dim=1)
+    assert (start - shifted).abs().mean() < 0.5 * (torch.randn_like(start) - shifted).abs().mean()
+    with pytest.raises(ValueError, match="warm_start must be in"):
+        module.to_planner(dm.task, 1, num_inference_steps=4, warm_start=4)
+
+
+def test_jit_planner_plans_like_the_eager_one(tiny_decision_diffuser, obs_batch):
+    module, dm = tiny_decision_diffuser
+    eager = module.to_planner(dm.task, 1, num_inference_steps=4)
+    traced = module.to_planner(dm.task, 1, num_inference_steps=4, jit=True)
+    a = eager.plan(obs_batch, generator=torch.Generator().manual_seed(1))
+    b = traced.plan(obs_batch, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.observations, b.observations, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a.actions, b.actions, atol=1e-4, rtol=1e-4)

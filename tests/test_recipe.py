@@ -109,3 +109,34 @@ def test_locomotion_recipe_is_deterministic_and_uses_the_shipped_policy_format(t
     assert all(np.abs(b.actions).max() <= 1.0 for b in runs[0])
     with pytest.raises(FileNotFoundError, match="train_behavior.py"):
         load_policy(str(tmp_path / "missing"))
+
+
+def test_replay_schedule_rolls_out_each_snapshot_for_its_share_in_order(tmp_path):
+    import json
+
+    from diffplan.data.recipes.behavior import BehaviorPolicy
+    from diffplan.data.recipes.mujoco import collect_segments, load_segments
+    from diffplan.io import save_module
+    from diffplan.tasks import load_task
+
+    task = load_task("hopper-medium")
+    torch.manual_seed(0)
+    for name, bias in (("step-a", -1.0), ("step-b", 1.0)):  # two snapshots with opposite, saturated actions
+        policy = BehaviorPolicy(11, 3, [8], [-1.0] * 3, [1.0] * 3)
+        torch.nn.init.zeros_(policy.mu.weight)
+        torch.nn.init.constant_(policy.mu.bias, 10.0 * bias)
+        torch.nn.init.constant_(policy.log_std.bias, -20.0)
+        save_module(policy, tmp_path / name)
+    (tmp_path / "schedule.json").write_text(json.dumps({"segments": [
+        {"policy": None, "steps": 100}, {"policy": "step-a", "steps": 150}, {"policy": "step-b", "steps": 150}]}))
+
+    segments, replay = load_segments(str(tmp_path), steps=300)
+    assert replay and [n for _, n in segments] == [100, 150, 50]  # truncated to the steps asked for
+    episodes = collect_segments(task, segments, seed=3, max_episode_steps=1000, progress=False, drop_partial=False)
+    actions = np.concatenate([e.actions for e in episodes])
+    assert len(actions) >= 300
+    a_part, b_part = actions[(actions < -0.99).all(1)], actions[(actions > 0.99).all(1)]
+    assert len(a_part) >= 150 and len(b_part) >= 50  # each snapshot got at least its share
+    first_a = np.flatnonzero((actions < -0.99).all(1))[0]
+    assert first_a >= 100 and np.flatnonzero((actions > 0.99).all(1))[0] > first_a  # random, then a, then b
+    assert [e.seed for e in episodes] == list(range(3, 3 + len(episodes)))  # reset seeds continue across segments

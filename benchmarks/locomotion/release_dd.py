@@ -3,6 +3,7 @@
     python benchmarks/locomotion/release_dd.py "30000 steps, 54.8 min"
 """
 import sys
+
 from diffplan import Planner
 from diffplan.evaluation.results import read_rows
 

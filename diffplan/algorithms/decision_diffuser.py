@@ -27,6 +27,7 @@ from diffplan.diffusion.sampler import denoise
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.cfg import ClassifierFreeGuidance
 from diffplan.nn.inverse_dynamics import InverseDynamics
+from diffplan.nn.traced import TracedCache
 from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task
 
@@ -122,6 +123,9 @@ class DecisionDiffuserPlanner(Planner):
         compose: True gives each condition its own guidance term (composition); False guides with all of them
             present in one term.
         num_inference_steps, eta: DDIM steps and stochasticity.
+        warm_start: in ``act``, replans skip the first ``warm_start`` DDIM steps: the chain starts from the
+            previous plan, shifted by the env steps since it was made and noised to that step's level (0 = off).
+        jit: run a traced, frozen copy of the denoiser (faster on CPU at batch 1; same plans up to rounding).
         Actions: ``a = f(s_now, s_plan[k + 1])`` with the *observed* state, also between replans.
     """
 
@@ -130,7 +134,8 @@ class DecisionDiffuserPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, inverse_dynamics: nn.Module,
                  schedule: dict[str, Any], horizon: int, history: int = 0, conditions: list[str] | None = None,
                  targets: dict[str, float | list[float]] | None = None, guidance_scale: float | dict[str, float] = 1.2,
-                 compose: bool = False, num_inference_steps: int = 10, eta: float = 0.0, **planner_kwargs: Any):
+                 compose: bool = False, num_inference_steps: int = 10, eta: float = 0.0, warm_start: int = 0,
+                 jit: bool = False, **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", 1)
         super().__init__(task, **planner_kwargs)
         self.save_config(locals())
@@ -158,6 +163,10 @@ class DecisionDiffuserPlanner(Planner):
         self.compose = compose
         self.num_inference_steps, self.eta = num_inference_steps, eta
         self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
+        if not 0 <= warm_start < num_inference_steps:
+            raise ValueError(f"warm_start must be in [0, num_inference_steps={num_inference_steps}), got {warm_start}.")
+        self.warm_start, self.jit = warm_start, jit
+        self._traced = TracedCache()
         self.reset()  # again, now that the history length is known
         self.eval()
 
@@ -168,13 +177,19 @@ class DecisionDiffuserPlanner(Planner):
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
         self._seen: deque[torch.Tensor] = deque(maxlen=getattr(self, "history", 0) + 1)
+        self._last_states: torch.Tensor | None = None  # (B, horizon, obs_dim) normalized, for warm starts
+        self._in_act = False
 
     def act(self, obs: Any, goal: Any = None) -> Any:
         x, _, _ = self.parse_observation(obs, goal)
         if self._seen and self._seen[-1].shape != x.shape:
             self._seen.clear()
         self._seen.append(x)
-        return super().act(obs, goal)
+        self._in_act = True
+        try:
+            return super().act(obs, goal)
+        finally:
+            self._in_act = False
 
     # -- conditions -----------------------------------------------------------------------------------------
     def condition_vector(self, present: list[str], b: int) -> torch.Tensor:
@@ -223,12 +238,21 @@ class DecisionDiffuserPlanner(Planner):
         b, n = x.shape[0], known.shape[1]
         shape = (b, self.horizon, self.obs_dim)
         noise = torch.randn(shape, generator=generator, device=device)
+        timesteps = self.timesteps
+        warm = self._last_states if self._in_act and self.warm_start else None
+        if warm is not None and warm.shape == shape:
+            shift = min(self._since_plan, self.horizon - 1)  # env steps since the last plan
+            warm = torch.cat([warm[:, shift:], warm[:, -1:].expand(-1, shift, -1)], dim=1)
+            timesteps = self.timesteps[self.warm_start:]
+            noise = self.schedule.add_noise(warm, noise, timesteps[0])
         now, channels = self.history, self.layout.channels("observations")
         constraints = Inpaint.empty(noise)
         for i, state in enumerate(self.normalizer.normalize("observations", known).unbind(1)):
             constraints.pin(now - n + 1 + i, channels, state)
-        states = denoise(self.denoiser, self.schedule, noise, self.timesteps, constraints=constraints,
+        model_fn = (lambda x_t, t, c: self._traced(self.denoiser, x_t, t, c)) if self.jit else self.denoiser
+        states = denoise(model_fn, self.schedule, noise, timesteps, constraints=constraints,
                          guidance=self.guidance(b), eta=self.eta, generator=generator)
+        self._last_states = states
         future = states[:, now:]
         actions = self.inverse_dynamics(future[:, :-1], future[:, 1:])
         return Plan(observations=self.normalizer.unnormalize("observations", future).cpu(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -16,6 +15,7 @@ from diffplan.diffusion.sampler import denoise
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
 from diffplan.guidance.value import ValueGuidance
+from diffplan.nn.traced import TracedCache
 from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task
 
@@ -60,7 +60,7 @@ class DiffuserPlanner(Planner):
         self.guidance_scale, self.n_guide_steps, self.t_stopgrad = guidance_scale, n_guide_steps, t_stopgrad
         self.n_samples, self.jit = n_samples, jit
         self.goal_dims = list(task.goal_dims if goal_dims is None else goal_dims)
-        self._traced: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
+        self._traced = TracedCache()
         self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
         if guidance_scale and value is None:
             raise ValueError("guidance_scale > 0 needs a value head; train with value_head=True.")
@@ -84,17 +84,11 @@ class DiffuserPlanner(Planner):
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
 
-    def model_fn(self, shape: tuple[int, ...]) -> Any:
-        """The denoiser as ``(x, t) -> prediction`` for inputs of ``shape`` (traced and frozen if ``jit``)."""
+    def model_fn(self) -> Any:
+        """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``)."""
         if not self.jit:
             return self.denoiser
-        if shape not in self._traced:
-            device = next(self.denoiser.parameters()).device
-            example = (torch.zeros(shape, device=device), torch.zeros(shape[0], dtype=torch.long, device=device))
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                self._traced[shape] = torch.jit.freeze(torch.jit.trace(self.denoiser.eval(), example))
-        return self._traced[shape]
+        return lambda x, t: self._traced(self.denoiser, x, t)
 
     def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
         """Plan from ``obs`` (one or a batch; numpy, torch or dict) to ``goal`` (or the dict's goal)."""
@@ -110,7 +104,7 @@ class DiffuserPlanner(Planner):
         g = g.to(device).repeat_interleave(n, 0) if g is not None else None
         shape = (b * n, self.horizon, self.layout.transition_dim)
         noise = torch.randn(shape, generator=generator, device=device)
-        x = denoise(self.model_fn(shape), self.schedule, noise, self.timesteps,
+        x = denoise(self.model_fn(), self.schedule, noise, self.timesteps,
                     constraints=self.constraints(x_obs, g, noise), guidance=self.guidance(), eta=self.eta,
                     generator=generator)
         values = self.value(x, torch.zeros(b * n, dtype=torch.long, device=device)) if self.value is not None else None

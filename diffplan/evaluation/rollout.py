@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from diffplan.environments import make_eval_vector_env
+from diffplan.environments import make_eval_env, make_eval_vector_env
 from diffplan.planner import Planner
 from diffplan.tasks import Task
 
@@ -23,6 +23,7 @@ class EvaluationResult:
     returns: np.ndarray
     first_reach: np.ndarray  # env step of the first reward, -1 if never
     plan_ms_batch1: float
+    act_ms_batch1: float
     plan_ms_per_call: float
     plan_batch: int
     paths: list[np.ndarray] = field(default_factory=list)  # executed (T, obs_dim) per episode
@@ -49,7 +50,8 @@ class EvaluationResult:
                 "score_mean": float(self.scores.mean()), "score_se": se(self.scores),
                 "success": float(self.success.mean()),
                 "first_reach_mean": float(reached.mean()) if len(reached) else float("nan"),
-                "plan_ms_b1": self.plan_ms_batch1, "plan_ms_per_call": self.plan_ms_per_call,
+                "plan_ms_b1": self.plan_ms_batch1, "act_ms_b1": self.act_ms_batch1,
+                "plan_ms_per_call": self.plan_ms_per_call,
                 "plan_batch": self.plan_batch}
 
     def __str__(self) -> str:
@@ -58,7 +60,7 @@ class EvaluationResult:
                  if self.task.goal_dims else "")
         return (f"{self.task.name}: normalized score {s['score_mean']:.1f} ± {s['score_se']:.1f} (x100, mean ± SE over "
                 f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}{reach}, plan "
-                f"{s['plan_ms_b1']:.1f} ms (batch 1)")
+                f"{s['plan_ms_b1']:.1f} ms, {s['act_ms_b1']:.1f} ms per action (batch 1)")
 
 
 def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
@@ -71,6 +73,26 @@ def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
         planner.plan(obs, generator=generator)
         times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times))
+
+
+def act_latency_ms(planner: Planner, task: Task, steps: int = 40, seed: int = 0) -> float:
+    """Mean wall time of ``planner.act`` per env step at batch 1 in a live episode: replans, warm starts and
+    actions between replans all count, so this is the cost of control. The first (cold) plan is left out."""
+    env = make_eval_env(task)
+    obs, _ = env.reset(seed=seed)
+    planner.reset(seed=seed)
+    planner.act(obs)
+    total = 0.0
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        action = planner.act(obs)
+        total += time.perf_counter() - t0
+        obs, _, terminated, truncated, _ = env.step(np.asarray(action, dtype=np.float32))
+        if terminated or truncated:  # keep timing in a fresh episode (its first plan is cold, like any start)
+            obs, _ = env.reset()
+            planner.reset(seed=seed)
+    env.close()
+    return 1e3 * total / steps
 
 
 def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000, num_envs: int = 10,
@@ -87,7 +109,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     steps = task.eval.max_episode_steps
     returns, first_reach, seeds = [], [], []
     paths, plans, goals, subgoals = [], [], [], []
-    plan_time, plan_calls, latency = 0.0, 0, float("nan")
+    plan_time, plan_calls, latency, act_latency = 0.0, 0, float("nan"), float("nan")
     bar = tqdm(total=episodes * steps, desc=f"evaluate {task.name}", unit="step", disable=not progress,
                unit_scale=True, mininterval=1.0)
     for first in range(0, episodes, num_envs):
@@ -96,6 +118,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         if first == 0:
             single = {k: v[0] for k, v in obs.items()} if isinstance(obs, dict) else obs[0]
             latency = plan_latency_ms(planner, single)
+            act_latency = act_latency_ms(planner, task, seed=seed)
         planner.reset(seed=seed + first)
         ret = np.zeros(num_envs)
         reach = np.full(num_envs, -1)
@@ -136,6 +159,6 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     bar.close()
     envs.close()
     return EvaluationResult(task=task, seeds=np.asarray(seeds), returns=np.concatenate(returns),
-                            first_reach=np.concatenate(first_reach), plan_ms_batch1=latency,
+                            first_reach=np.concatenate(first_reach), plan_ms_batch1=latency, act_ms_batch1=act_latency,
                             plan_ms_per_call=1e3 * plan_time / max(plan_calls, 1), plan_batch=num_envs,
                             paths=paths, plans=plans, goals=goals, subgoals=subgoals)

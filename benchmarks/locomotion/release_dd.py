@@ -1,41 +1,79 @@
-"""Release runs/dd-hopper-medium/planner into pretrained/dd-hopper-medium with its README.
+"""Release a trained Decision Diffuser into pretrained/dd-<task> with a README built from its results row.
 
-    python benchmarks/locomotion/release_dd.py "30000 steps, 54.8 min"
+    python benchmarks/locomotion/release_dd.py hopper-medium --row dd-hopper-medium-fast \
+        --set warm_start=5 --set jit=true --train "30000 steps, 54.8 min (12000 on one thread, then resumed)"
+
+The planner settings given with ``--set`` become the folder's defaults; they must be the ones the row was
+evaluated with (the row's notes say which).
 """
-import sys
+
+from __future__ import annotations
+
+import argparse
+import json
 
 from diffplan import Planner
 from diffplan.evaluation.results import read_rows
+from diffplan.tasks import load_task
 
-row = [r for r in read_rows("benchmarks/locomotion/results.csv") if r["planner"] == "dd-hopper-medium"][-1]
-p = Planner.from_pretrained("runs/dd-hopper-medium/planner")
-readme = f"""# dd-hopper-medium
 
-Decision Diffuser for `hopper-medium` (Hopper-v5, 1000 steps), trained on the locally regenerated medium-like
-dataset (`diffplan data generate hopper-medium`: 1M steps of `pretrained/behavior/hopper-medium`; dataset score 48.0).
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task")
+    parser.add_argument("--source", help="planner folder (default runs/dd-<task>/planner)")
+    parser.add_argument("--row", help="results.csv planner name of the evaluation (default dd-<task>)")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    parser.add_argument("--train", required=True, help="training steps and time, for the README")
+    parser.add_argument("--note", default="", help="a paragraph for the README (e.g. other settings' rows)")
+    args = parser.parse_args()
+    task = load_task(args.task)
+    source = args.source or f"runs/dd-{task.name}/planner"
+    name = args.row or f"dd-{task.name}"
+    rows = [r for r in read_rows("benchmarks/locomotion/results.csv") if r["planner"] == name]
+    if not rows:
+        raise SystemExit(f"No results row named {name!r}; evaluate the planner first.")
+    row = rows[-1]
+    overrides = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.overrides)}
+    planner = Planner.from_pretrained(source, **overrides)
+    cfg = planner.config
+    steps = cfg["num_inference_steps"] - cfg.get("warm_start", 0)
+    settings = (f"replan every {cfg['replan_every']} step(s), {cfg['num_inference_steps']} DDIM steps"
+                + (f" ({steps} per replan: warm start from the previous plan)" if cfg.get("warm_start") else "")
+                + (", traced denoiser" if cfg.get("jit") else "")
+                + f", CFG {cfg['guidance_scale']}, return target {cfg['targets']['returns']}")
+    out = f"pretrained/dd-{task.name}"
+    readme = f"""# dd-{task.name}
 
-| normalized score (x100) | plan latency, batch 1 | settings | train (CPU) | evaluation |
+Decision Diffuser for `{task.name}` ({task.env_id}, 1000 steps), trained on the locally regenerated dataset
+(`diffplan data generate {task.name}`; recipe and behaviour policy in `envs/{task.name}.yaml`).
+
+| normalized score (x100) | cost per action, batch 1 | settings | train (CPU) | evaluation |
 |---|---|---|---|---|
-| **{float(row['score_mean']):.1f} ± {float(row['score_se']):.1f}** | {float(row['plan_ms_b1']):.0f} ms (one plan per action) | replan every step, 10 DDIM steps, CFG 1.2, target 0.8 | {sys.argv[1]} | {row['episodes']} episodes, reset seeds {row['seed']}+ (commit {row['commit']}) |
+| **{float(row['score_mean']):.1f} ± {float(row['score_se']):.1f}** | {float(row['act_ms_b1']):.0f} ms (measured during evaluation) | {settings} | {args.train} | {row['episodes']} episodes, reset seeds {row['seed']}+ (commit {row['commit']}) |
 
-Score: 100 x (return - 15.93) / (3234.3 - 15.93): Minari-method random policy, D4RL's hopper expert constant.
-The latency is above the issue's 64 ms target; cheaper settings (replan every 4 steps, 5 DDIM steps) lost about
-half the score on validation seeds 0-9 (`benchmarks/locomotion/validation.csv`).
+Score: 100 x (return - random) / (expert - random) with the task card's references (Minari-method random,
+D4RL's expert constant). The settings were chosen on validation seeds 0-9 (`benchmarks/locomotion/validation.csv`).
+`benchmarks/locomotion/RESULTS.md` has the dataset's own score and the other methods on the same seeds.
+{args.note}
 
 ## Reproduce
 ```bash
-diffplan data generate hopper-medium
-diffplan fit --config benchmarks/locomotion/configs/dd-hopper-medium.yaml
-diffplan evaluate runs/dd-hopper-medium/planner --task hopper-medium --episodes 10 --seed 1000 --num-envs 5
+diffplan data generate {task.name}
+diffplan fit --config benchmarks/locomotion/configs/dd-{task.name}.yaml
+diffplan evaluate runs/dd-{task.name}/planner --task {task.name} --episodes 10 --seed 1000 --num-envs 5
 ```
 
 ## Use
 ```python
 from diffplan import Planner
-planner = Planner.from_pretrained("pretrained/dd-hopper-medium")
+planner = Planner.from_pretrained("pretrained/dd-{task.name}")
 planner.reset(seed=0)
-action = planner.act(obs)   # Hopper-v5 observation (11,); keeps the last 4 states for history conditioning
+action = planner.act(obs)   # keeps the last {cfg['history']} states for history conditioning
 ```
 """
-p.save_pretrained("pretrained/dd-hopper-medium", readme=readme, **Planner.training_metadata("runs/dd-hopper-medium/planner"))
-print("released")
+    planner.save_pretrained(out, readme=readme, **Planner.training_metadata(source))
+    print(f"released {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -237,20 +237,20 @@ class DecisionDiffuserPlanner(Planner):
         known = self.known_states(x, history).to(device)
         b, n = x.shape[0], known.shape[1]
         shape = (b, self.horizon, self.obs_dim)
-        noise = torch.randn(shape, generator=generator, device=device)
+        x_start = torch.randn(shape, generator=generator, device=device)
         timesteps = self.timesteps
         warm = self._last_states if self._in_act and self.warm_start else None
         if warm is not None and warm.shape == shape:
             shift = min(self._since_plan, self.horizon - 1)  # env steps since the last plan
             warm = torch.cat([warm[:, shift:], warm[:, -1:].expand(-1, shift, -1)], dim=1)
             timesteps = self.timesteps[self.warm_start:]
-            noise = self.schedule.add_noise(warm, noise, timesteps[0])
+            x_start = self.schedule.add_noise(warm, x_start, timesteps[0])
         now, channels = self.history, self.layout.channels("observations")
-        constraints = Inpaint.empty(noise)
+        constraints = Inpaint.empty(x_start)
         for i, state in enumerate(self.normalizer.normalize("observations", known).unbind(1)):
             constraints.pin(now - n + 1 + i, channels, state)
         model_fn = (lambda x_t, t, c: self._traced(self.denoiser, x_t, t, c)) if self.jit else self.denoiser
-        states = denoise(model_fn, self.schedule, noise, timesteps, constraints=constraints,
+        states = denoise(model_fn, self.schedule, x_start, timesteps, constraints=constraints,
                          guidance=self.guidance(b), eta=self.eta, generator=generator)
         self._last_states = states
         future = states[:, now:]

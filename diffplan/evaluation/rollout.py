@@ -75,7 +75,7 @@ def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
     return 1e3 * float(np.median(times))
 
 
-def act_latency_ms(planner: Planner, task: Task, steps: int = 40, seed: int = 0) -> float:
+def act_latency_ms(planner: Planner, task: Task, steps: int = 20, seed: int = 0) -> float:
     """Mean wall time of ``planner.act`` per env step at batch 1 in a live episode: replans, warm starts and
     actions between replans all count, so this is the cost of control. The first (cold) plan is left out."""
     env = make_eval_env(task)

@@ -16,19 +16,16 @@ import argparse
 import csv
 import datetime
 import json
-import time
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import torch
 
 from diffplan import Planner
 from diffplan.algorithms.diffuser import DiffuserPlanner
 from diffplan.evaluation.results import git_commit
+from diffplan.evaluation.rollout import act_latency_ms
 from diffplan.nn.unet import TemporalUnet
 from diffplan.nn.value import TemporalValue
-
 
 
 def paper_planner(like: Planner) -> DiffuserPlanner:
@@ -43,25 +40,6 @@ def paper_planner(like: Planner) -> DiffuserPlanner:
                                      "prediction_type": "sample"},
                            horizon=32, stride=1, num_inference_steps=20, eta=1.0, guidance_scale=0.1,
                            n_guide_steps=2, t_stopgrad=2, n_samples=64, replan_every=1)
-
-
-def ms_per_action(planner: Planner, env_id: str, steps: int, seed: int = 0) -> float:
-    """Mean ``act`` wall time over ``steps`` env steps after one warm-up step (new episode on a fall)."""
-    env = gym.make(env_id)
-    obs, _ = env.reset(seed=seed)
-    planner.reset(seed=seed)
-    planner.act(obs)
-    total = 0.0
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        action = planner.act(obs)
-        total += time.perf_counter() - t0
-        obs, _, terminated, truncated, _ = env.step(np.asarray(action, np.float32))
-        if terminated or truncated:
-            obs, _ = env.reset()
-            planner.reset(seed=seed)
-    env.close()
-    return 1e3 * total / steps
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -90,9 +68,8 @@ def main() -> None:
     settings = [parse_setting(s) for s in args.settings] or [("shipped", {})]
     contenders = {name: Planner.from_pretrained(args.planner, **overrides) for name, overrides in settings}
     base = next(iter(contenders.values()))
-    env_id = base.task.eval.env_id
-    paper_ms = ms_per_action(paper_planner(base), env_id, args.paper_steps)
-    ms = {name: ms_per_action(p, env_id, args.steps) for name, p in contenders.items()}
+    paper_ms = act_latency_ms(paper_planner(base), base.task, steps=args.paper_steps)
+    ms = {name: act_latency_ms(p, base.task, steps=args.steps) for name, p in contenders.items()}
     print(f"{base.task.name}: ms per action at batch 1, torch threads {torch.get_num_threads()}")
     print(f"  Diffuser paper configuration (H32, 20 steps, 64 samples, value guidance): {paper_ms:.0f} ms")
     out = Path(args.out)

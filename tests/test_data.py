@@ -51,9 +51,19 @@ def test_window_returns_are_discounted_returns_to_go_within_the_episode():
     assert [w[i]["returns"].item() for i in range(4, 7)] == pytest.approx([0.0, 0.0, 0.0])  # episode 2 earns nothing
 
 
+def test_return_value_target_sees_rewards_past_the_window():
+    window = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5)
+    returns = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5, value_target="returns")
+    # t=1 of episode 1: rewards (0, 0) inside the window, reward 1 two steps later
+    assert window[1]["value"].item() == pytest.approx(0.0)
+    assert returns[1]["value"].item() == pytest.approx(0.25 * (1 - 0.5))
+
+
 def test_bad_window_arguments():
     with pytest.raises(ValueError, match="horizon"):
         TrajectoryWindows(toy_episodes(), horizon=1)
+    with pytest.raises(ValueError, match="value_target must be 'window' or 'returns'"):
+        TrajectoryWindows(toy_episodes(), horizon=2, value_target="return")
 
 
 def test_normalizer_round_trip_and_range():

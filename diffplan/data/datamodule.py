@@ -22,11 +22,12 @@ class PlanningDataModule(L.LightningDataModule):
             (e.g. ``D4RL/pointmaze/umaze-v2``) to train on downloaded data with the same command.
         horizon: plan points per window (defaults to the task card).
         stride: environment steps between plan points (defaults to the task card).
+        value_target: what a value head learns, ``"window"`` or ``"returns"`` (see ``TrajectoryWindows``).
     """
 
     def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None,
                  stride: int | None = None, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
-                 progress: bool = True):
+                 progress: bool = True, value_target: str = "window"):
         super().__init__()
         self.task: Task = load_task(task)
         self.dataset_id = dataset_id or self.task.dataset.local_id
@@ -35,7 +36,7 @@ class PlanningDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.episodes = load_episodes(self.dataset_id, self.task, progress=progress)
         self.windows = TrajectoryWindows(self.episodes, self.horizon, self.stride, self.task.velocity_dims,
-                                         self.task.discount)
+                                         self.task.discount, value_target)
         # Held (padded) rows have zero velocity and action, which lie inside the data's range.
         self.normalizer = Normalizer.fit({"actions": self.episodes.actions,
                                           "observations": self.episodes.observations,

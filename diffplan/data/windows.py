@@ -16,13 +16,22 @@ class TrajectoryWindows(Dataset):
     fields repeat it, ``velocity_dims`` and actions are zero. Rewards repeat the last reward.
 
     Items are dicts of float32 tensors: ``observations`` (H, obs_dim), ``actions`` (H, act_dim),
-    ``goal`` (goal_dim,), ``value`` () the discounted average reward over the window.
+    ``goal`` (goal_dim,), ``value`` () the value-head target (below), ``returns`` () the discounted return-to-go.
+
+    ``value_target`` picks what the value head learns: ``"window"``, the discounted average reward over the
+    window (goal reaching: a plan is only as good as its own steps), or ``"returns"``, the discounted
+    return-to-go from the window's start to the episode's end times (1 - discount), as Diffuser uses for
+    locomotion: it sees falls and terminations past the window, and the scaling keeps it an average reward
+    per step, on the same scale as ``"window"``.
     """
 
     def __init__(self, episodes: EpisodeArrays, horizon: int, stride: int = 1,
-                 velocity_dims: tuple[int, ...] = (), discount: float = 0.99):
+                 velocity_dims: tuple[int, ...] = (), discount: float = 0.99, value_target: str = "window"):
         if horizon < 2 or stride < 1:
             raise ValueError(f"Need horizon >= 2 and stride >= 1, got horizon={horizon}, stride={stride}.")
+        if value_target not in ("window", "returns"):
+            raise ValueError(f"value_target must be 'window' or 'returns', got {value_target!r}.")
+        self.value_target, self.discount = value_target, discount
         self.episodes = episodes
         self.horizon, self.stride = horizon, stride
         self.velocity_dims = list(velocity_dims)
@@ -51,7 +60,10 @@ class TrajectoryWindows(Dataset):
         if padded.any():
             obs[np.ix_(padded, self.velocity_dims)] = 0.0
             act[padded] = 0.0
-        value = float(self.value_weights @ e.rewards[idx])
+        if self.value_target == "returns":
+            value = float(self.returns_to_go[self.starts[i]]) * (1.0 - self.discount)
+        else:
+            value = float(self.value_weights @ e.rewards[idx])
         return {"observations": torch.from_numpy(obs), "actions": torch.from_numpy(act),
                 "goal": torch.from_numpy(e.goals[self.starts[i]].copy()),
                 "value": torch.tensor(value, dtype=torch.float32),

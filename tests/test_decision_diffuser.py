@@ -94,6 +94,39 @@ def test_conditioning_on_a_higher_return_raises_the_return(umaze):
     assert moves[1.0] > 3.0 and moves[-1.0] < -3.0  # the planned return follows the target's sign
 
 
+def test_composed_skill_conditions_each_steer_their_own_feature(umaze):
+    """2-D states drifting from 0 with independent signs; obs_mean:0 and obs_mean:1 condition each sign."""
+    norm = Normalizer.fit({"observations": np.array([[-7.0, -7.0], [7.0, 7.0]]),
+                           "actions": np.array([[-1.0, -1.0], [1.0, 1.0]])})
+    torch.manual_seed(0)
+    model = DecisionDiffuser(norm, 8, conditions=["obs_mean:0", "obs_mean:1"],
+                             denoiser_class="diffplan.nn.mlp.MLPDenoiser", denoiser_kwargs={"hidden": 64, "depth": 2},
+                             inverse_dynamics_kwargs={"hidden": 16}, num_train_timesteps=20, condition_dropout=0.25)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(400):
+        direction = torch.randint(0, 2, (64, 2), generator=gen).float() * 2 - 1
+        obs = direction[:, None, :] * torch.arange(8.0)[None, :, None]
+        batch = {"observations": obs, "actions": direction[:, None].expand(64, 8, 2).clone()}
+        opt.zero_grad()
+        model.losses(batch)["loss"].backward()
+        opt.step()
+    model.eval()
+
+    def final_signs(targets: dict[str, float]) -> torch.Tensor:
+        planner = model.to_planner(umaze, 1, targets=targets, compose=True, guidance_scale=1.5, num_inference_steps=10)
+        planner.task = umaze
+        plan = planner.plan(torch.zeros(32, 2), generator=torch.Generator().manual_seed(0))
+        return torch.sign(plan.observations[:, -1]).mean(0)  # (2,) share of plans ending on the + side
+
+    both = final_signs({"obs_mean:0": 0.5, "obs_mean:1": -0.5})
+    assert both[0] > 0.7 and both[1] < -0.7  # composed: each condition holds its own feature
+    flipped = final_signs({"obs_mean:0": -0.5, "obs_mean:1": 0.5})
+    assert flipped[0] < -0.7 and flipped[1] > 0.7
+    only_x = final_signs({"obs_mean:0": 0.5})
+    assert only_x[0] > 0.7 and abs(only_x[1]) < 0.6  # the other feature stays free
+
+
 def test_history_is_inpainted_and_changes_the_plan(decision_diffuser_planner, obs_batch):
     planner = decision_diffuser_planner
     x = torch.as_tensor(obs_batch, dtype=torch.float32)
@@ -113,6 +146,10 @@ def test_unknown_condition_and_wrong_target_shape_fail_clearly(tiny_decision_dif
     module, dm = tiny_decision_diffuser
     with pytest.raises(ValueError, match=r"Unknown condition\(s\) \['skill'\]"):
         DecisionDiffuser(dm.normalizer, 8, conditions=["returns", "skill"])
+    with pytest.raises(ValueError, match=r"expected 'obs_mean:<d>' with 0 <= d < 4"):
+        DecisionDiffuser(dm.normalizer, 8, conditions=["returns", "obs_mean:4"])
+    with pytest.raises(ValueError, match="name one condition twice"):
+        DecisionDiffuser(dm.normalizer, 8, conditions=["obs_mean:1", "obs_mean:1"])
     with pytest.raises(ValueError, match="Target 'returns' must have 1 value"):
         module.to_planner(umaze, 1, targets={"returns": [0.5, 0.5]})
     with pytest.raises(ValueError, match=r"Targets for \['speed'\]"):

@@ -1,7 +1,7 @@
 """Decision Diffuser (Ajay et al., ICLR 2023): state-only diffusion, classifier-free guidance, inverse dynamics.
 
 - The denoiser sees states only; actions come from an inverse-dynamics MLP ``a_t = f(s_t, s_{t+1})``.
-- Conditions (the normalized return-to-go, or other named window features) enter as a vector of
+- Conditions (the normalized return-to-go, or other named window features, see ``conditions.py``) enter as a vector of
   ``[values, present-flag]`` per condition; training drops each condition with ``condition_dropout`` (all zeros
   = "no condition"), so one network gives both the conditional and unconditional predictions.
 - History conditioning (the paper's Alg. 1, absent from its released code): the first ``history`` plan points
@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffplan.algorithms.conditions import check_conditions, condition_size, condition_value
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
@@ -31,28 +31,12 @@ from diffplan.nn.traced import TracedCache
 from diffplan.planner import Plan, Planner
 from diffplan.tasks import Task
 
-# name -> (dims, feature of a window batch in normalized units); targets are given in the same units
-CONDITIONS: dict[str, tuple[int, Callable[[dict[str, torch.Tensor], Normalizer], torch.Tensor]]] = {
-    "returns": (1, lambda batch, norm: norm.normalize("returns", batch["returns"][:, None])),
-}
-
-
-def check_conditions(names: list[str], normalizer: Normalizer) -> int:
-    """Total condition-vector size (values + one presence flag per condition); unknown names fail clearly."""
-    unknown = [n for n in names if n not in CONDITIONS]
-    if unknown:
-        raise ValueError(f"Unknown condition(s) {unknown}; known: {sorted(CONDITIONS)} "
-                         f"(register new ones in diffplan.algorithms.decision_diffuser.CONDITIONS).")
-    if "returns" in names and "returns" not in normalizer.fields:
-        raise ValueError("The normalizer has no 'returns' field; refit it with PlanningDataModule (it fits returns-to-go).")
-    return sum(CONDITIONS[n][0] + 1 for n in names)
-
 
 class DecisionDiffuser(TrajectoryDiffusion):
     """The DD objective: epsilon prediction over states with condition dropout, plus inverse dynamics.
 
     Args:
-        conditions: condition names (keys of ``CONDITIONS``), e.g. ``["returns"]``.
+        conditions: condition names (``diffplan.algorithms.conditions``), e.g. ``["returns", "obs_mean:5"]``.
         history: past states inpainted before the current one (K in the paper; 0 = the released code).
         condition_dropout: probability of dropping each condition in training (0.25 in the paper).
         inverse_dynamics_kwargs: ``InverseDynamics`` size (hidden, depth).
@@ -93,7 +77,7 @@ class DecisionDiffuser(TrajectoryDiffusion):
     def condition(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         for name in self.conditions:
-            value = CONDITIONS[name][1](batch, self.normalizer)
+            value = condition_value(name, batch, self.normalizer, self.history)
             present = torch.ones(value.shape[0], 1, device=value.device)
             if self.training and self.condition_dropout > 0:
                 present = present * (torch.rand_like(present) >= self.condition_dropout)
@@ -118,7 +102,7 @@ class DecisionDiffuserPlanner(Planner):
         schedule, horizon, history, conditions: from training.
         targets: condition name -> target in normalized units; for ``returns`` the range [-1, 1] spans the
             dataset's returns-to-go (1 = the best in the data). Default: ``{"returns": 0.8}`` (0.9 of the range,
-            the released code's ``test_ret``).
+            the released code's ``test_ret``) for a return-conditioned model, none (unconditional) otherwise.
         guidance_scale: CFG scale s (one for all conditions, or one per condition name).
         compose: True gives each condition its own guidance term (composition); False guides with all of them
             present in one term.
@@ -146,7 +130,9 @@ class DecisionDiffuserPlanner(Planner):
         self.horizon, self.history = horizon, history
         self.conditions = list(conditions or ["returns"])
         check_conditions(self.conditions, normalizer)
-        targets = dict(targets if targets is not None else {"returns": 0.8})
+        if targets is None:
+            targets = {"returns": 0.8} if "returns" in self.conditions else {}
+        targets = dict(targets)
         unknown = set(targets) - set(self.conditions)
         if unknown:
             raise ValueError(f"Targets for {sorted(unknown)} but the model was trained with conditions "
@@ -154,8 +140,8 @@ class DecisionDiffuserPlanner(Planner):
         self.targets = {}
         for name, value in targets.items():
             v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
-            if v.numel() != CONDITIONS[name][0]:
-                raise ValueError(f"Target {name!r} must have {CONDITIONS[name][0]} value(s), got shape "
+            if v.numel() != condition_size(name):
+                raise ValueError(f"Target {name!r} must have {condition_size(name)} value(s), got shape "
                                  f"{tuple(torch.as_tensor(value).shape)}.")
             self.targets[name] = v
         scales = guidance_scale if isinstance(guidance_scale, dict) else {n: guidance_scale for n in self.targets}
@@ -196,7 +182,7 @@ class DecisionDiffuserPlanner(Planner):
         """(b, cond_dim): the targets of ``present`` conditions, the others dropped."""
         parts = []
         for name in self.conditions:
-            dim = CONDITIONS[name][0]
+            dim = condition_size(name)
             on = name in present and name in self.targets
             value = self.targets[name] if on else torch.zeros(dim)
             parts.append(torch.cat([value, torch.tensor([1.0 if on else 0.0])]))

@@ -22,6 +22,7 @@ class EvaluationResult:
     seeds: np.ndarray
     returns: np.ndarray
     first_reach: np.ndarray  # env step of the first reward, -1 if never
+    lengths: np.ndarray  # env steps until the episode ended (terminated, truncated or the step limit)
     plan_ms_batch1: float
     act_ms_batch1: float
     plan_ms_per_call: float
@@ -107,7 +108,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     num_envs = min(num_envs, episodes)
     envs = make_eval_vector_env(task, num_envs)
     steps = task.eval.max_episode_steps
-    returns, first_reach, seeds = [], [], []
+    returns, first_reach, lengths, seeds = [], [], [], []
     paths, plans, goals, subgoals = [], [], [], []
     plan_time, plan_calls, latency, act_latency = 0.0, 0, float("nan"), float("nan")
     bar = tqdm(total=episodes * steps, desc=f"evaluate {task.name}", unit="step", disable=not progress,
@@ -123,6 +124,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         ret = np.zeros(num_envs)
         reach = np.full(num_envs, -1)
         alive = np.ones(num_envs, dtype=bool)
+        length = np.full(num_envs, steps)
         trace = []
         first_plan = None
         for t in range(steps):
@@ -138,7 +140,9 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
             ret += reward * alive
             if task.goal_dims:
                 reach[(reach < 0) & (reward > 0) & alive] = t
-            alive &= ~(terminated | truncated)
+            ended = alive & (terminated | truncated)
+            length[ended] = t + 1
+            alive &= ~ended
             bar.update(num_envs)
             if not alive.any():
                 bar.update(num_envs * (steps - t - 1))
@@ -146,6 +150,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         take = min(num_envs, episodes - first)
         returns.append(ret[:take])
         first_reach.append(reach[:take])
+        lengths.append(length[:take])
         seeds.extend(batch_seeds[:take])
         trace_arr = np.stack(trace, axis=1)  # (num_envs, T, obs_dim)
         for i in range(take):
@@ -159,6 +164,7 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
     bar.close()
     envs.close()
     return EvaluationResult(task=task, seeds=np.asarray(seeds), returns=np.concatenate(returns),
-                            first_reach=np.concatenate(first_reach), plan_ms_batch1=latency, act_ms_batch1=act_latency,
+                            first_reach=np.concatenate(first_reach), lengths=np.concatenate(lengths),
+                            plan_ms_batch1=latency, act_ms_batch1=act_latency,
                             plan_ms_per_call=1e3 * plan_time / max(plan_calls, 1), plan_batch=num_envs,
                             paths=paths, plans=plans, goals=goals, subgoals=subgoals)

@@ -107,3 +107,32 @@ def test_compose_nests_predictions_and_chains_steps():
     x = torch.zeros(1, 2, 1)
     assert g.predict(lambda x_, t_: x_, x, torch.zeros(1)).unique().item() == 3
     assert g.step(torch.ones(1, 2, 1), torch.zeros(1)).unique().item() == (1 * 10 + 1) * 10 + 2
+
+
+def test_action_weight_scales_only_the_first_actions_loss():
+    import numpy as np
+
+    from diffplan.algorithms.diffuser import Diffuser
+    from diffplan.data.normalizer import Normalizer
+
+    norm = Normalizer.fit({"observations": np.array([[-1.0, -1.0], [1.0, 1.0]]), "actions": np.array([[-1.0], [1.0]])})
+    batch = {"observations": torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(0)),
+             "actions": torch.randn(4, 6, 1, generator=torch.Generator().manual_seed(1))}
+    losses = {}
+    for weight in (1.0, 10.0):
+        torch.manual_seed(0)
+        model = Diffuser(norm, 6, denoiser_kwargs={"dim": 8, "dim_mults": (1, 2)}, value_head=False,
+                         action_weight=weight)
+        torch.manual_seed(1)
+        losses[weight] = model.losses(batch)["diffusion"].item()
+    torch.manual_seed(0)
+    model = Diffuser(norm, 6, denoiser_kwargs={"dim": 8, "dim_mults": (1, 2)}, value_head=False)
+    torch.manual_seed(1)
+    x0 = model.normalize_batch(batch)
+    t = model.sample_timesteps(x0)
+    noise = torch.randn_like(x0)
+    x_t = model.training_constraints(x0).apply(model.schedule.add_noise(x0, noise, t))
+    error = (model.denoiser(x_t, t, None) - model.make_target(x0, noise, t)) ** 2
+    free = (~model.training_constraints(x0).mask).float().sum()
+    first_action = error[:, 0, model.layout.channels("actions")].sum()
+    assert losses[10.0] - losses[1.0] == pytest.approx(9 * first_action.item() / free.item(), rel=1e-4)

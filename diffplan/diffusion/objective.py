@@ -30,6 +30,8 @@ class TrajectoryDiffusion(L.LightningModule):
         value_head: also train a value head on the noisy trajectories (for value guidance).
         goal_dims: observation dims pinned at the last plan point (start state is always pinned).
         diffuse_actions: False diffuses states only (actions then come from elsewhere, e.g. inverse dynamics).
+        action_weight: loss weight of the first plan point's actions, the action a planner executes (Diffuser
+            uses 10 for locomotion; 1 = no extra weight).
     """
 
     def __init__(self, normalizer: Normalizer, horizon: int,
@@ -38,7 +40,7 @@ class TrajectoryDiffusion(L.LightningModule):
                  beta_schedule: str = "squaredcos_cap_v2", prediction_type: str = "sample",
                  value_head: bool = True, value_weight: float = 1.0, goal_dims: tuple[int, ...] = (),
                  learning_rate: float = 2e-4, weight_decay: float = 0.0, warmup_steps: int = 500,
-                 bf16: bool = False, diffuse_actions: bool = True):
+                 bf16: bool = False, diffuse_actions: bool = True, action_weight: float = 1.0):
         super().__init__()
         self.save_hyperparameters(ignore=["normalizer"])
         self.normalizer = normalizer
@@ -56,7 +58,7 @@ class TrajectoryDiffusion(L.LightningModule):
             self.value = TemporalValue(self.layout.transition_dim, horizon, **kw)
         self.goal_dims = list(goal_dims)
         # kept as attributes: self.hparams of a module nested in another (Hierarchical Diffuser) is the outer one's
-        self.bf16, self.value_weight = bf16, value_weight
+        self.bf16, self.value_weight, self.action_weight = bf16, value_weight, action_weight
         self.optim = {"learning_rate": learning_rate, "weight_decay": weight_decay, "warmup_steps": warmup_steps}
 
     def to_planner(self, task: Any, stride: int, **planner_kwargs: Any) -> Any:
@@ -98,8 +100,12 @@ class TrajectoryDiffusion(L.LightningModule):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             prediction = self.denoiser(x_t, t, self.condition(batch)).float()
         free = (~constraints.mask).float()
+        weight = free
+        if self.action_weight != 1.0 and self.layout.act_dim:
+            weight = free.clone()
+            weight[:, 0, self.layout.channels("actions")] *= self.action_weight
         target = self.make_target(x0, noise, t)
-        out = {"diffusion": ((prediction - target) ** 2 * free).sum() / free.sum()}
+        out = {"diffusion": ((prediction - target) ** 2 * weight).sum() / free.sum()}
         if self.value is not None:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 v = self.value(x_t.detach(), t).float()

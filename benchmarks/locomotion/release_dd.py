@@ -2,6 +2,8 @@
 
     python benchmarks/locomotion/release_dd.py hopper-medium --row dd-hopper-medium-fast \
         --set warm_start=5 --set jit=true --train "30000 steps, 54.8 min (12000 on one thread, then resumed)"
+    python benchmarks/locomotion/release_dd.py halfcheetah-medium --config dd-transformer-halfcheetah-medium \
+        --row dd-transformer-halfcheetah-medium --train "20000 steps, 101 min on one core shared with other jobs"
 
 The planner settings given with ``--set`` become the folder's defaults; they must be the ones the row was
 evaluated with (the row's notes say which).
@@ -25,10 +27,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     parser.add_argument("--train", required=True, help="training steps and time, for the README")
     parser.add_argument("--note", default="", help="a paragraph for the README (e.g. other settings' rows)")
+    parser.add_argument("--config", help="configs/<name>.yaml that trained it (default dd-<task>)")
     args = parser.parse_args()
     task = load_task(args.task)
-    source = args.source or f"runs/dd-{task.name}/planner"
     name = args.row or f"dd-{task.name}"
+    config = args.config or f"dd-{task.name}"
+    source = args.source or f"runs/{config}/planner"
     rows = [r for r in read_rows("benchmarks/locomotion/results.csv") if r["planner"] == name]
     if not rows:
         raise SystemExit(f"No results row named {name!r}; evaluate the planner first.")
@@ -41,8 +45,8 @@ def main() -> None:
                 + (f" ({steps} per replan: warm start from the previous plan)" if cfg.get("warm_start") else "")
                 + (", traced denoiser" if cfg.get("jit") else "")
                 + f", CFG {cfg['guidance_scale']}, return target {cfg['targets']['returns']}")
-    out = f"pretrained/dd-{task.name}"
-    readme = f"""# dd-{task.name}
+    out = f"pretrained/{config}"
+    readme = f"""# {config}
 
 Decision Diffuser for `{task.name}` ({task.env_id}, 1000 steps), trained on the locally regenerated dataset
 (`diffplan data generate {task.name}`; recipe and behaviour policy in `envs/{task.name}.yaml`).
@@ -52,21 +56,22 @@ Decision Diffuser for `{task.name}` ({task.env_id}, 1000 steps), trained on the 
 | **{float(row['score_mean']):.1f} ± {float(row['score_se']):.1f}** | {float(row['act_ms_b1']):.0f} ms (measured during evaluation) | {settings} | {args.train} | {row['episodes']} episodes, reset seeds {row['seed']}+ (commit {row['commit']}) |
 
 Score: 100 x (return - random) / (expert - random) with the task card's references (Minari-method random,
-D4RL's expert constant). The settings were chosen on validation seeds 0-9 (`benchmarks/locomotion/validation.csv`).
+D4RL's expert constant). Where the settings come from: {row['notes']} (validation runs:
+`benchmarks/locomotion/validation.csv`).
 `benchmarks/locomotion/RESULTS.md` has the dataset's own score and the other methods on the same seeds.
 {args.note}
 
 ## Reproduce
 ```bash
 diffplan data generate {task.name}
-diffplan fit --config benchmarks/locomotion/configs/dd-{task.name}.yaml
-diffplan evaluate runs/dd-{task.name}/planner --task {task.name} --episodes 10 --seed 1000 --num-envs 5
+diffplan fit --config benchmarks/locomotion/configs/{config}.yaml
+diffplan evaluate runs/{config}/planner --task {task.name} --episodes 10 --seed 1000 --num-envs 5
 ```
 
 ## Use
 ```python
 from diffplan import Planner
-planner = Planner.from_pretrained("pretrained/dd-{task.name}")
+planner = Planner.from_pretrained("pretrained/{config}")
 planner.reset(seed=0)
 action = planner.act(obs)   # keeps the last {cfg['history']} states for history conditioning
 ```

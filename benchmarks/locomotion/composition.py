@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--guidance-scale", type=float, default=1.2)
     parser.add_argument("--out", default=str(HERE / "composition.csv"))
+    parser.add_argument("--figure", default=str(HERE / "figures" / "composition.png"))
     args = parser.parse_args()
     features = {k: int(v) for k, v in (f.split("=") for f in args.features)}
 
@@ -82,7 +83,7 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, list(features), HERE / "figures" / "composition.png")
+    plot(rows, list(features), Path(args.figure))
     print(f"wrote {args.out}")
 
 

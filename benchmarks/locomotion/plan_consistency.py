@@ -21,6 +21,7 @@ import torch
 
 from diffplan import Planner
 from diffplan.data.episodes import load_episodes
+from diffplan.data.normalizer import Normalizer
 
 
 def reached_states(env: gym.Env, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -34,6 +35,12 @@ def reached_states(env: gym.Env, states: np.ndarray, actions: np.ndarray) -> np.
         obs, *_ = env.step(a)
         out.append(obs)
     return np.stack(out)
+
+
+def rms(norm: Normalizer, a: np.ndarray, b: np.ndarray, field: str = "observations") -> float:
+    """Root mean square of the difference, in normalized units."""
+    diff = norm.normalize(field, torch.as_tensor(a)) - norm.normalize(field, torch.as_tensor(b))
+    return float(diff.pow(2).mean().sqrt())
 
 
 def main() -> None:
@@ -59,14 +66,12 @@ def main() -> None:
         reached = reached_states(env, obs[idx], np.clip(action, -1, 1))
         replayed = reached_states(env, obs[idx], e.actions[idx])
 
-        def rms(a: np.ndarray, b: np.ndarray, field: str = "observations") -> float:
-            diff = norm.normalize(field, torch.as_tensor(a)) - norm.normalize(field, torch.as_tensor(b))
-            return float(diff.pow(2).mean().sqrt())
-
         spread = float(norm.normalize("actions", torch.as_tensor(e.actions[idx])).std(0).pow(2).mean().sqrt())
-        print(f"{task.name} ({path}), {args.states} states: plan vs data {rms(planned_next, obs[idx + 1]):.3f}, "
-              f"plan vs reached {rms(planned_next, reached):.3f}, data reached {rms(replayed, obs[idx + 1]):.3f}; "
-              f"action error {rms(action, e.actions[idx], 'actions'):.3f} (data's action spread {spread:.3f})")
+        print(f"{task.name} ({path}), {args.states} states: "
+              f"plan vs data {rms(norm, planned_next, obs[idx + 1]):.3f}, "
+              f"plan vs reached {rms(norm, planned_next, reached):.3f}, "
+              f"data reached {rms(norm, replayed, obs[idx + 1]):.3f}; "
+              f"action error {rms(norm, action, e.actions[idx], 'actions'):.3f} (data's action spread {spread:.3f})")
 
 
 if __name__ == "__main__":

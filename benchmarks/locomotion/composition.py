@@ -20,7 +20,7 @@ import torch
 
 from diffplan import Planner
 from diffplan.data.episodes import load_episodes
-from diffplan.evaluation.rollout import evaluate
+from diffplan.evaluation.rollout import evaluate, standard_error
 
 HERE = Path(__file__).parent
 
@@ -68,12 +68,12 @@ def main() -> None:
                           keep_paths=args.episodes)
         row = {"setting": label, "targets": " ".join(f"{k}={v:.2f}" for k, v in targets.items()),
                "score_mean": round(float(result.scores.mean()), 1),
-               "score_se": round(float(result.scores.std(ddof=1) / np.sqrt(len(result.scores))), 1),
+               "score_se": round(standard_error(result.scores), 1),
                "length_mean": round(float(result.lengths.mean()), 0)}
         for name, dim in features.items():
             per_episode = [path[:n, dim].mean() for path, n in zip(result.paths, result.lengths)]
             row[f"{name}_mean"] = round(float(np.mean(per_episode)), 3)
-            row[f"{name}_se"] = round(float(np.std(per_episode, ddof=1) / np.sqrt(len(per_episode))), 3)
+            row[f"{name}_se"] = round(standard_error(per_episode), 3)
             row[f"{name}_target"] = ("" if f"obs_mean:{dim}" not in targets else
                                      round(float(norm.unnormalize("observations", torch.tensor([targets[f"obs_mean:{dim}"]]),
                                                                   dims=[dim])), 3))

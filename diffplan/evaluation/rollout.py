@@ -45,7 +45,7 @@ class EvaluationResult:
 
     def summary(self) -> dict[str, float]:
         n = len(self.returns)
-        se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
+        se = standard_error
         reached = self.first_reach[self.first_reach >= 0]
         return {"episodes": n, "return_mean": float(self.returns.mean()), "return_se": se(self.returns),
                 "score_mean": float(self.scores.mean()), "score_se": se(self.scores),
@@ -62,6 +62,12 @@ class EvaluationResult:
         return (f"{self.task.name}: normalized score {s['score_mean']:.1f} ± {s['score_se']:.1f} (x100, mean ± SE over "
                 f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}{reach}, plan "
                 f"{s['plan_ms_b1']:.1f} ms, {s['act_ms_b1']:.1f} ms per action (batch 1)")
+
+
+def standard_error(values: np.ndarray | list[float]) -> float:
+    """Standard error of the mean over episodes (0 for a single episode)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:

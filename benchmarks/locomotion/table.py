@@ -73,6 +73,39 @@ def method_label(task: str, planner: str) -> str:
     return planner.replace(f"-{task}", "").replace(task, "") or planner
 
 
+FAMILIES = ("diffuser", "dd (U-Net)", "dd (transformer)", "bc", "iql")
+ENVS = ("hopper", "walker2d", "halfcheetah")
+DATASETS = ("random", "medium", "medium-replay")
+
+
+def family(planner: str) -> str:
+    """The method family of a planner name: ``dd-transformer-hopper-medium`` -> ``dd (transformer)``."""
+    if planner.startswith("dd-transformer"):
+        return "dd (transformer)"
+    if planner.startswith("dd-"):
+        return "dd (U-Net)"
+    return planner.split("-")[0]
+
+
+def summary(all_rows: list[dict[str, str]], data: dict[str, np.ndarray | None]) -> list[str]:
+    """Env x dataset grid, one cell per family: its newest row (the final settings of that method, not the best
+    of several), so that re-runs replace cells instead of cherry-picking."""
+    newest: dict[tuple[str, str], dict[str, str]] = {}
+    for r in all_rows:
+        newest[(r["task"], family(r["planner"]))] = r
+    lines = ["| task | dataset's own | " + " | ".join(FAMILIES) + " |", "|" + "---|" * (len(FAMILIES) + 2)]
+    for env in ENVS:
+        for kind in DATASETS:
+            task = f"{env}-{kind}"
+            own = data.get(task)
+            cells = [f"{own.mean():.1f}" if own is not None else "n/a"]
+            for fam in FAMILIES:
+                r = newest.get((task, fam))
+                cells.append(f"{float(r['score_mean']):.1f} ± {float(r['score_se']):.1f}" if r else "—")
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def settings(r: dict[str, str]) -> str:
     if r["planner_path"].startswith("d3rlpy"):
         return "reactive policy"
@@ -84,15 +117,14 @@ def ms(value: str) -> str:
 
 
 def main() -> None:
-    rows = {}
-    for r in read_rows(HERE / "results.csv"):
-        rows[(r["task"], r["planner"])] = r
+    all_rows = read_rows(HERE / "results.csv")
+    rows = {(r["task"], r["planner"]): r for r in all_rows}
     lines = ["| task | method | normalized score (x100) | return | dataset's own score | ms per action (b1) | "
              "plan ms (b1) | settings | train min | steps | episodes | commit |", "|" + "---|" * 12]
     data: dict[str, np.ndarray | None] = {}
+    for task in sorted({t for t, _ in rows} | {f"{e}-{k}" for e in ENVS for k in DATASETS}):
+        data[task] = dataset_scores(task)
     for (task, _), r in sorted(rows.items()):
-        if task not in data:
-            data[task] = dataset_scores(task)
         lines.append(f"| {task} | {r['planner']} | **{float(r['score_mean']):.1f} ± {float(r['score_se']):.1f}** | "
                      f"{float(r['return_mean']):.0f} ± {float(r['return_se']):.0f} | {describe(data[task])} | "
                      f"{ms(r.get('act_ms_b1', ''))} | {ms(r['plan_ms_b1'])} | {settings(r)} | {r['train_minutes']} | "
@@ -103,6 +135,9 @@ def main() -> None:
         "ms per action: mean `Planner.act` time at batch 1 in a live episode (replans, warm starts and the actions "
         "between replans included; measured during evaluation, so other jobs on the machine add noise; "
         "`speed.py` times contenders side by side). Rows before this column existed show n/a.\n\n"
+        "## Summary (normalized score x100, mean ± SE over 10 unseen episodes; — = not run)\n\n"
+        "Each cell is the newest row of that method on that task; every row is in the table below.\n\n"
+        + "\n".join(summary(all_rows, data)) + "\n\n## All rows\n\n"
         + "\n".join(lines) + "\n\n![scores](figures/scores.png)\n")
     plot(rows, data, HERE / "figures" / "scores.png")
     print("\n".join(lines))

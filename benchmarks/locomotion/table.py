@@ -119,8 +119,9 @@ def ms(value: str) -> str:
 def main() -> None:
     all_rows = read_rows(HERE / "results.csv")
     rows = {(r["task"], r["planner"]): r for r in all_rows}
-    lines = ["| task | method | normalized score (x100) | return | dataset's own score | ms per action (b1) | "
-             "plan ms (b1) | settings | train min | steps | episodes | commit |", "|" + "---|" * 12]
+    header = ("| task | method | normalized score (x100) | return | dataset's own score | ms per action (b1) | "
+              "plan ms (b1) | settings | train min | steps | episodes | commit |")
+    lines = [header, "|" + "---|" * 12]
     data: dict[str, np.ndarray | None] = {}
     for task in sorted({t for t, _ in rows} | {f"{e}-{k}" for e in ENVS for k in DATASETS}):
         data[task] = dataset_scores(task)

@@ -126,7 +126,7 @@ def test_planner_made_for_another_task_is_refused(any_planner, tmp_path):
 
 def test_corrupt_or_incomplete_folders_fail_clearly(any_planner, tmp_path):
     any_planner.save_pretrained(tmp_path / "p")
-    weights = sorted((tmp_path / "p").rglob("weights.safetensors"))[0]
+    weights = min((tmp_path / "p").rglob("weights.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(PlannerFolderError, match="truncated or corrupt"):
         Planner.from_pretrained(tmp_path / "p")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -26,7 +28,7 @@ def test_collect_is_deterministic_under_a_seed(umaze):
 def test_episodes_end_on_success_and_chain_without_reset(umaze):
     episodes = collect(umaze, 2000, seed=0, progress=False)
     assert sum(len(e.actions) for e in episodes) == 2000
-    for prev, nxt in zip(episodes[:-1], episodes[1:]):
+    for prev, nxt in itertools.pairwise(episodes):
         assert prev.infos["success"][-1] and prev.truncations[-1] and not prev.terminations.any()
         # the ball is never reset: an episode starts where the previous one ended
         np.testing.assert_array_equal(prev.observations["observation"][-1], nxt.observations["observation"][0])

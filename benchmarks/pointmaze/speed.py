@@ -47,7 +47,10 @@ def start_and_goal(task) -> tuple[np.ndarray, np.ndarray]:
     """The first free cell's centre (at rest) and the evaluation goal cell's centre."""
     grid = task.eval.env_kwargs["maze_map"]
     rows, cols = len(grid), len(grid[0])
-    to_xy = lambda rc: np.array([rc[1] + 0.5 - cols / 2, rows / 2 - rc[0] - 0.5])  # noqa: E731
+
+    def to_xy(rc: tuple[int, int]) -> np.ndarray:
+        return np.array([rc[1] + 0.5 - cols / 2, rows / 2 - rc[0] - 0.5])
+
     free = [(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v == 0]
     goal = [(r, c) for r, row in enumerate(grid) for c, v in enumerate(row) if v == "g"]
     return np.concatenate([to_xy(free[-1]), [0.0, 0.0]]), to_xy(goal[0])

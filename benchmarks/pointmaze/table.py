@@ -45,8 +45,9 @@ def latest_rows() -> list[dict[str, str]]:
 
 def main() -> None:
     rows = latest_rows()
-    lines = ["| task | planner | action source | normalized score (x100) | return | D4RL-scaled | success | "
-             "first reach | plan ms (b1) | train min | steps | episodes | commit | notes |", "|" + "---|" * 14]
+    header = ("| task | planner | action source | normalized score (x100) | return | D4RL-scaled | success | "
+              "first reach | plan ms (b1) | train min | steps | episodes | commit | notes |")
+    lines = [header, "|" + "---|" * 14]
     for r in rows:
         ret, ret_se = float(r["return_mean"]), float(r["return_se"])
         lines.append(f"| {r['task']} | {r['planner']} | {r['action_source']} | {float(r['score_mean']):.1f} ± "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +66,7 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
         try:
             with np.load(cache) as f:
                 return EpisodeArrays(**{k: f[k] for k in f.files})
-        except Exception:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error):
             cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     try:
         arrays = _flatten(minari.load_dataset(dataset_id), task, progress)
@@ -96,7 +98,7 @@ def _flatten(dataset: minari.MinariDataset, task: Task, progress: bool) -> Episo
                    mininterval=1.0):
         o = ep.observations[task.observation_key] if task.observation_key else ep.observations
         if isinstance(o, dict):
-            raise ValueError(f"Observations of {dataset.spec.dataset_id!r} are a dict; set observation_key in the "
+            raise TypeError(f"Observations of {dataset.spec.dataset_id!r} are a dict; set observation_key in the "
                              f"task card {task.name!r} to one of {sorted(o)}.")
         t = len(ep)
         a = np.zeros((t + 1, ep.actions.shape[-1]), np.float32)

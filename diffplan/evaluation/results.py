@@ -15,7 +15,8 @@ COLUMNS = ["date", "commit", "task", "planner", "planner_path", "action_source",
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             check=False)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""

@@ -99,7 +99,7 @@ def _flatten(dataset: minari.MinariDataset, task: Task, progress: bool) -> Episo
         o = ep.observations[task.observation_key] if task.observation_key else ep.observations
         if isinstance(o, dict):
             raise TypeError(f"Observations of {dataset.spec.dataset_id!r} are a dict; set observation_key in the "
-                             f"task card {task.name!r} to one of {sorted(o)}.")
+                            f"task card {task.name!r} to one of {sorted(o)}.")
         t = len(ep)
         a = np.zeros((t + 1, ep.actions.shape[-1]), np.float32)
         a[:t] = ep.actions

@@ -19,7 +19,8 @@ def toy_episodes() -> EpisodeArrays:
     act[[4, 8]] = 0
     rew = np.zeros(9, np.float32)
     rew[[3, 4]] = 1
-    return EpisodeArrays(obs, act, rew, np.zeros((9, 2), np.float32), np.array([0, 5]), lengths)
+    return EpisodeArrays(obs, act, rew, np.zeros((9, 2), np.float32), np.array([0, 5]), lengths,
+                         terminated=np.array([False, True]))
 
 
 def test_windows_never_cross_episodes_and_hold_the_last_state():
@@ -47,8 +48,19 @@ def test_window_values_are_discounted_average_rewards():
 def test_window_returns_are_discounted_returns_to_go_within_the_episode():
     w = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5)
     # episode 1 earns reward 1 at t=3 only (row 4 is its terminal state and repeats it, earning nothing)
-    assert [w[i]["returns"].item() for i in range(4)] == pytest.approx([0.125, 0.25, 0.5, 1.0])
-    assert [w[i]["returns"].item() for i in range(4, 7)] == pytest.approx([0.0, 0.0, 0.0])  # episode 2 earns nothing
+    assert [w[i]["returns"][0].item() for i in range(4)] == pytest.approx([0.125, 0.25, 0.5, 1.0])
+    assert [w[i]["returns"][0].item() for i in range(4, 7)] == pytest.approx([0.0, 0.0, 0.0])  # episode 2 earns nothing
+    # every plan point carries its own state's return-to-go; held rows past the end earn nothing
+    assert w[2]["returns"].tolist() == pytest.approx([0.5, 1.0])
+    assert w[3]["returns"].tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_termination_penalty_lands_on_the_last_reward_of_terminated_episodes_only():
+    plain = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5)
+    penalized = TrajectoryWindows(toy_episodes(), horizon=2, stride=1, discount=0.5, termination_penalty=-100)
+    # episode 1 ran into its time limit: unchanged; episode 2 fell at its last step (t=2)
+    assert [penalized[i]["returns"][0].item() for i in range(4)] == [plain[i]["returns"][0].item() for i in range(4)]
+    assert [penalized[i]["returns"][0].item() for i in range(4, 7)] == pytest.approx([-25.0, -50.0, -100.0])
 
 
 def test_return_value_target_sees_rewards_past_the_window():
@@ -135,3 +147,51 @@ def test_results_file_of_an_older_version_gains_the_new_columns_without_losing_r
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a results file"):
         append_row(path, {"task": "new"})
+
+
+@pytest.mark.parametrize("kind", ["minmax", "gaussian", "cdf"])
+def test_every_normalizer_kind_round_trips_and_saves_its_statistics(kind, tmp_path):
+    from diffplan.io import load_module, save_module
+
+    rng = np.random.default_rng(0)
+    data = {"observations": np.concatenate([rng.exponential(3.0, (500, 2)), np.full((500, 1), 2.0)], 1),
+            "actions": rng.uniform(-1, 1, (500, 2))}
+    norm = Normalizer.fit(data, {"observations": kind})
+    x = torch.as_tensor(data["observations"], dtype=torch.float32)
+    z = norm.normalize("observations", x)
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(norm.unnormalize("observations", z), x, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(norm.unnormalize("observations", z[:, 1:], dims=[1, 2]), x[:, 1:], rtol=1e-4, atol=1e-4)
+    save_module(norm, tmp_path / "normalizer")
+    loaded = load_module(tmp_path / "normalizer")
+    assert loaded.kinds == norm.kinds
+    torch.testing.assert_close(loaded.normalize("observations", x), z)
+
+
+def test_gaussian_normalizer_standardizes_and_is_unbounded():
+    rng = np.random.default_rng(1)
+    data = {"observations": rng.normal(3.0, 5.0, (2000, 3))}
+    norm = Normalizer.fit(data, {"observations": "gaussian"})
+    z = norm.normalize("observations", torch.as_tensor(data["observations"], dtype=torch.float32))
+    torch.testing.assert_close(z.mean(0), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.ones(3), atol=1e-3, rtol=0)
+    assert not norm.is_bounded("observations") and Normalizer.fit(data).is_bounded("observations")
+
+
+def test_cdf_normalizer_spreads_a_skewed_dim_evenly_over_minus_one_to_one():
+    rng = np.random.default_rng(2)
+    data = {"observations": rng.exponential(1.0, (5000, 1)) ** 3}  # heavily skewed
+    cdf = Normalizer.fit(data, {"observations": "cdf"})
+    minmax = Normalizer.fit(data)
+    x = torch.as_tensor(data["observations"], dtype=torch.float32)
+    zc, zm = cdf.normalize("observations", x), minmax.normalize("observations", x)
+    assert zc.min() >= -1 - 1e-5 and zc.max() <= 1 + 1e-5
+    # quartiles of the normalized data sit near -0.5, 0, 0.5 (uniform); min-max piles the data near -1
+    quartiles = torch.quantile(zc[:, 0], torch.tensor([0.25, 0.5, 0.75]))
+    torch.testing.assert_close(quartiles, torch.tensor([-0.5, 0.0, 0.5]), atol=0.03, rtol=0)
+    assert torch.quantile(zm[:, 0], 0.75) < -0.9
+
+
+def test_unknown_normalizer_kind_fails_clearly():
+    with pytest.raises(ValueError, match="Unknown normalizer kind"):
+        Normalizer.fit({"observations": np.zeros((3, 2))}, {"observations": "zscore"})

@@ -75,7 +75,7 @@ def _toy_returns_model() -> tuple[DecisionDiffuser, Normalizer]:
         start = torch.rand(64, 1, generator=gen) * 4 - 2
         obs = (start + direction * torch.arange(8.0))[..., None]
         batch = {"observations": obs, "actions": direction[:, None].expand(64, 8, 1).clone(),
-                 "returns": direction[:, 0] * 8.0}
+                 "returns": direction * (8.0 - torch.arange(8.0))}  # return-to-go of each plan point
         opt.zero_grad()
         model.losses(batch)["loss"].backward()
         opt.step()
@@ -204,3 +204,19 @@ def test_jit_planner_plans_like_the_eager_one(tiny_decision_diffuser, obs_batch)
     b = traced.plan(obs_batch, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(a.observations, b.observations, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(a.actions, b.actions, atol=1e-4, rtol=1e-4)
+
+
+def test_return_condition_is_the_current_states_return_to_go_not_the_windows_first(tiny_decision_diffuser):
+    """With history K, plan point K is the current state: DD conditions on its return-to-go."""
+    from diffplan.algorithms.conditions import condition_value
+
+    module, dm = tiny_decision_diffuser
+    history = module.history
+    assert history > 0
+    w = dm.windows
+    i = next(i for i in range(len(w)) if w.starts[i] + history <= w.ends[i] and w.returns_to_go[w.starts[i]]
+             != w.returns_to_go[w.starts[i] + history])
+    batch = {k: v[None] for k, v in w[i].items()}
+    value = condition_value("returns", batch, module.normalizer, history)
+    current = torch.tensor([[w.returns_to_go[w.starts[i] + history]]])
+    torch.testing.assert_close(value, module.normalizer.normalize("returns", current))

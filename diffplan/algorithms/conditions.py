@@ -46,7 +46,7 @@ def check_conditions(names: list[str], normalizer: Normalizer) -> int:
 def condition_value(name: str, batch: dict[str, torch.Tensor], normalizer: Normalizer, history: int) -> torch.Tensor:
     """(B, size) feature of a training batch of windows; plan point ``history`` is the current state."""
     if name == "returns":
-        return normalizer.normalize("returns", batch["returns"][:, None])
+        return normalizer.normalize("returns", batch["returns"][:, history, None])  # the current state's
     dim = int(name[len(OBS_MEAN):])
     obs = normalizer.normalize("observations", batch["observations"][:, history:, dim], dims=[dim])
     return obs.mean(1, keepdim=True)

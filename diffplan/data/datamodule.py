@@ -23,11 +23,17 @@ class PlanningDataModule(L.LightningDataModule):
         horizon: plan points per window (defaults to the task card).
         stride: environment steps between plan points (defaults to the task card).
         value_target: what a value head learns, ``"window"`` or ``"returns"`` (see ``TrajectoryWindows``).
+        normalizer: kind of normalizer (``"minmax"``, ``"gaussian"``, ``"cdf"``) for observations and actions,
+            or a dict field -> kind (fields: observations, actions, returns); default: the task card's
+            ``defaults.normalizer``, else min-max. Returns-to-go stay min-max unless named.
+        termination_penalty: added to the last reward of episodes that end in a fall (the papers use -100);
+            default: the task card's ``defaults.termination_penalty``, else 0.
     """
 
     def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None,
                  stride: int | None = None, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
-                 progress: bool = True, value_target: str = "window"):
+                 progress: bool = True, value_target: str = "window", normalizer: str | dict[str, str] | None = None,
+                 termination_penalty: float | None = None):
         super().__init__()
         self.task: Task = load_task(task)
         self.dataset_id = dataset_id or self.task.dataset.local_id
@@ -35,12 +41,18 @@ class PlanningDataModule(L.LightningDataModule):
         self.stride = int(stride or self.task.defaults.get("stride", 1))
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.episodes = load_episodes(self.dataset_id, self.task, progress=progress)
+        if termination_penalty is None:
+            termination_penalty = float(self.task.defaults.get("termination_penalty", 0.0))
+        self.termination_penalty = termination_penalty
         self.windows = TrajectoryWindows(self.episodes, self.horizon, self.stride, self.task.velocity_dims,
-                                         self.task.discount, value_target)
+                                         self.task.discount, value_target, termination_penalty)
+        kinds = normalizer if normalizer is not None else self.task.defaults.get("normalizer", "minmax")
+        if isinstance(kinds, str):
+            kinds = {"observations": kinds, "actions": kinds}
         # Held (padded) rows have zero velocity and action, which lie inside the data's range.
         self.normalizer = Normalizer.fit({"actions": self.episodes.actions,
                                           "observations": self.episodes.observations,
-                                          "returns": self.windows.returns_to_go[:, None]})
+                                          "returns": self.windows.returns_to_go[:, None]}, kinds)
 
     @property
     def obs_dim(self) -> int:

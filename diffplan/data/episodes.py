@@ -31,6 +31,7 @@ class EpisodeArrays:
         goals: (N, goal_dim) the episode's goal, or an empty (N, 0) array for tasks without goals.
         episode_starts: (E,) index of each episode's first state.
         episode_lengths: (E,) number of states of each episode (T + 1).
+        terminated: (E,) whether each episode ended in a terminal state (a fall), not a time limit.
     """
 
     observations: np.ndarray
@@ -39,6 +40,7 @@ class EpisodeArrays:
     goals: np.ndarray
     episode_starts: np.ndarray
     episode_lengths: np.ndarray
+    terminated: np.ndarray
 
     @property
     def obs_dim(self) -> int:
@@ -83,7 +85,7 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
 
 def _cache_path(dataset_id: str, task: Task) -> Path:
     data = dataset_dir(dataset_id) / "data"
-    stamp = [dataset_id, task.observation_key, task.goal_key, "v1"]
+    stamp = [dataset_id, task.observation_key, task.goal_key, "v2"]
     for f in sorted(data.iterdir()):
         st = f.stat()
         stamp += [f.name, str(st.st_size), str(st.st_mtime_ns)]
@@ -92,7 +94,7 @@ def _cache_path(dataset_id: str, task: Task) -> Path:
 
 
 def _flatten(dataset: minari.MinariDataset, task: Task, progress: bool) -> EpisodeArrays:
-    obs, act, rew, goals, lengths = [], [], [], [], []
+    obs, act, rew, goals, lengths, terminated = [], [], [], [], [], []
     episodes = dataset.iterate_episodes()
     for ep in tqdm(episodes, total=dataset.total_episodes, desc="load episodes", disable=not progress,
                    mininterval=1.0):
@@ -114,10 +116,11 @@ def _flatten(dataset: minari.MinariDataset, task: Task, progress: bool) -> Episo
             g = np.asarray(ep.observations[task.goal_key][-1], np.float32)
             goals.append(np.broadcast_to(g, (t + 1, g.shape[-1])))
         lengths.append(t + 1)
+        terminated.append(bool(t and ep.terminations[-1]))
     lengths_arr = np.asarray(lengths, np.int64)
     n = int(lengths_arr.sum())
     return EpisodeArrays(
         observations=np.concatenate(obs), actions=np.concatenate(act), rewards=np.concatenate(rew),
         goals=np.concatenate(goals) if goals else np.zeros((n, 0), np.float32),
         episode_starts=np.concatenate([[0], np.cumsum(lengths_arr)[:-1]]).astype(np.int64),
-        episode_lengths=lengths_arr)
+        episode_lengths=lengths_arr, terminated=np.asarray(terminated, bool))

@@ -16,17 +16,22 @@ class TrajectoryWindows(Dataset):
     fields repeat it, ``velocity_dims`` and actions are zero. Rewards repeat the last reward.
 
     Items are dicts of float32 tensors: ``observations`` (H, obs_dim), ``actions`` (H, act_dim),
-    ``goal`` (goal_dim,), ``value`` () the value-head target (below), ``returns`` () the discounted return-to-go.
+    ``goal`` (goal_dim,), ``value`` () the value-head target (below), ``returns`` (H,) the discounted return-to-go
+    from each plan point (0 on held rows past the episode's end).
 
     ``value_target`` picks what the value head learns: ``"window"``, the discounted average reward over the
     window (goal reaching: a plan is only as good as its own steps), or ``"returns"``, the discounted
     return-to-go from the window's start to the episode's end times (1 - discount), as Diffuser uses for
     locomotion: it sees falls and terminations past the window, and the scaling keeps it an average reward
     per step, on the same scale as ``"window"``.
+
+    ``termination_penalty`` is added to the last reward of episodes that ended in a terminal state (a fall),
+    as Diffuser and Decision Diffuser do for locomotion (-100), so returns and values see that falling is bad.
     """
 
     def __init__(self, episodes: EpisodeArrays, horizon: int, stride: int = 1,
-                 velocity_dims: tuple[int, ...] = (), discount: float = 0.99, value_target: str = "window"):
+                 velocity_dims: tuple[int, ...] = (), discount: float = 0.99, value_target: str = "window",
+                 termination_penalty: float = 0.0):
         if horizon < 2 or stride < 1:
             raise ValueError(f"Need horizon >= 2 and stride >= 1, got horizon={horizon}, stride={stride}.")
         if value_target not in ("window", "returns"):
@@ -41,7 +46,8 @@ class TrajectoryWindows(Dataset):
         self.ends = np.repeat(episodes.episode_starts + episodes.episode_lengths - 1, steps)
         weights = (discount ** (np.arange(horizon) * stride)).astype(np.float32)
         self.value_weights = weights / weights.sum()
-        self.returns_to_go = discounted_returns_to_go(episodes, discount)
+        self.rewards = penalized_rewards(episodes, termination_penalty)
+        self.returns_to_go = discounted_returns_to_go(episodes, discount, self.rewards)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -63,19 +69,30 @@ class TrajectoryWindows(Dataset):
         if self.value_target == "returns":
             value = float(self.returns_to_go[self.starts[i]]) * (1.0 - self.discount)
         else:
-            value = float(self.value_weights @ e.rewards[idx])
+            value = float(self.value_weights @ self.rewards[idx])
         return {"observations": torch.from_numpy(obs), "actions": torch.from_numpy(act),
                 "goal": torch.from_numpy(e.goals[self.starts[i]].copy()),
                 "value": torch.tensor(value, dtype=torch.float32),
-                "returns": torch.tensor(self.returns_to_go[self.starts[i]], dtype=torch.float32)}
+                "returns": torch.from_numpy(np.where(padded, 0.0, self.returns_to_go[idx]).astype(np.float32))}
 
 
-def discounted_returns_to_go(episodes: EpisodeArrays, discount: float) -> np.ndarray:
+def penalized_rewards(episodes: EpisodeArrays, termination_penalty: float) -> np.ndarray:
+    """(N,) rewards with ``termination_penalty`` added to the last step of each terminated episode."""
+    rewards = episodes.rewards.astype(np.float32).copy()
+    if termination_penalty:
+        last_steps = (episodes.episode_starts + episodes.episode_lengths - 2)[episodes.terminated]
+        rewards[last_steps] += termination_penalty
+        rewards[last_steps + 1] += termination_penalty  # the terminal state repeats its last reward
+    return rewards
+
+
+def discounted_returns_to_go(episodes: EpisodeArrays, discount: float, rewards: np.ndarray | None = None) -> np.ndarray:
     """(N,) sum_k discount^k r_{t+k} to the end of each state's episode (the last state's repeat excluded)."""
-    out = np.zeros(len(episodes.rewards), np.float64)
+    rewards = episodes.rewards if rewards is None else rewards
+    out = np.zeros(len(rewards), np.float64)
     for start, n in zip(episodes.episode_starts, episodes.episode_lengths):
         acc = 0.0
         for t in range(start + n - 2, start - 1, -1):  # state start + n - 1 is terminal: it earns nothing
-            acc = episodes.rewards[t] + discount * acc
+            acc = rewards[t] + discount * acc
             out[t] = acc
     return out.astype(np.float32)

@@ -1,9 +1,14 @@
-"""Planner: what users call inside control loops. ``plan`` / ``act`` / ``predict`` / ``reset``, save and load."""
+"""Planner: what users call inside control loops. ``plan`` / ``act`` / ``predict`` / ``reset``, save and load.
+
+Every planner implements one sampling API, ``sample(context, n, guidance, generator) -> Plan``; the base class turns
+user input into a :class:`PlanContext`, keeps the per-env state of a control loop (current plan, steps since it,
+recent observations) and picks actions with an action source (``diffplan.action_sources``).
+"""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +17,24 @@ import torch
 from torch import nn
 
 import diffplan
+from diffplan.action_sources import make_action_source
 from diffplan.configurable import Configurable, resolve_class
+from diffplan.guidance.base import Guidance, compose
 from diffplan.io import PlannerFolderError, atomic_folder, load_module, read_json, save_module, write_json
-from diffplan.maze import in_free_cell
 from diffplan.tasks import Task, load_task
-
-ACTION_SOURCES = ("diffused", "tracker")
 
 
 @dataclass
 class Plan:
-    """A batch of plans in environment units.
+    """A batch of plans in environment units, on the planner's device.
 
     Attributes:
         observations: (B, H, obs_dim) planned states; plan point j is ``j * stride`` env steps ahead.
-        actions: (B, H, act_dim) diffused actions.
+        actions: (B, H, act_dim) planned actions.
         stride: env steps between plan points.
         values: (B,) predicted value of each plan, when the planner has a value head.
         subgoals: (B, K, obs_dim) the high-level plan of hierarchical planners.
+        normalized: (B, H', C) the sample in normalized units (warm starts; H' may include history points).
     """
 
     observations: torch.Tensor
@@ -37,42 +42,106 @@ class Plan:
     stride: int = 1
     values: torch.Tensor | None = None
     subgoals: torch.Tensor | None = None
+    normalized: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.observations.shape[0]
 
+    def _map(self, fn: Any) -> Plan:
+        return replace(self, **{f.name: fn(getattr(self, f.name)) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    def rows(self, index: torch.Tensor) -> Plan:
+        """The plans of some rows (index: (B,) bool mask or integer indices)."""
+        return self._map(lambda v: v[index.to(v.device)])
+
+    def with_rows(self, index: torch.Tensor, other: Plan) -> Plan:
+        """A copy whose rows ``index`` (bool mask) are replaced by ``other``'s (same shapes otherwise)."""
+        def put(name: str, v: torch.Tensor) -> torch.Tensor:
+            new = getattr(other, name)
+            if new is None or new.shape[1:] != v.shape[1:]:
+                raise ValueError(f"Cannot splice plans with different {name} shapes.")
+            out = v.clone()
+            out[index.to(v.device)] = new.to(v.device, v.dtype)
+            return out
+
+        return replace(self, **{f.name: put(f.name, getattr(self, f.name)) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
+
+@dataclass
+class PlanContext:
+    """What a plan is conditioned on, as checked tensors in environment units.
+
+    Attributes:
+        obs: (B, obs_dim) current observations.
+        goal: (B, goal_dim) goals, or None.
+        history: (B, K, obs_dim) past observations, oldest first, or None.
+        history_mask: (B, K) bool, which history entries were observed (an episode's first steps have fewer).
+        previous: the last plan of these rows (for warm starts), or None.
+        since_previous: (B,) env steps since ``previous`` was made.
+    """
+
+    obs: torch.Tensor
+    goal: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+    history_mask: torch.Tensor | None = None
+    previous: Plan | None = None
+    since_previous: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.obs.shape[0]
+
+    def to(self, device: torch.device) -> PlanContext:
+        move = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v)
+        return replace(self, obs=move(self.obs), goal=move(self.goal), history=move(self.history),
+                       history_mask=move(self.history_mask), since_previous=move(self.since_previous),
+                       previous=None if self.previous is None else self.previous._map(move))
+
 
 class Planner(nn.Module, Configurable):
     """Base class: observation checks, the act/replan loop, the action source and the folder format.
 
-    Subclasses implement ``plan(obs, goal, generator)`` and list their ``nn.Module`` arguments in
-    ``components``; every other ``__init__`` argument is JSON and lands in ``planner.json``.
+    Subclasses implement ``sample(context, n, guidance, generator)`` and ``obs_dim``, list their ``nn.Module``
+    arguments in ``components``, and set ``history_length`` if they condition on past observations; every other
+    ``__init__`` argument is JSON and lands in ``planner.json``.
 
     Args:
         task: the task card the planner was trained for (stored in the folder).
         replan_every: env steps between plans in ``act``; 0 = plan once per episode (open loop).
-        action_source: ``"diffused"`` executes the planned actions; ``"tracker"`` drives a PD controller
-            ``a = kp (x* - x) + kd (v* - v)`` along the planned positions (as Diffuser's maze numbers do),
-            looking ``tracker_lookahead`` env steps ahead on the plan.
+        action_source: ``"diffused"`` executes the planned actions; ``"tracker"`` drives a PD controller along the
+            planned positions (``tracker_kp``, ``tracker_kd``, ``tracker_lookahead``; see ``action_sources``).
         seed: seeds the generator that ``act`` uses, so whole episodes reproduce.
+
+    Attributes:
+        guidance: a :class:`~diffplan.guidance.base.Guidance` that ``act`` (and ``plan`` when given none) steers
+            with, on top of the planner's own; None by default.
     """
 
     components: tuple[str, ...] = ()
+    history_length: int = 0
 
     def __init__(self, task: Task, replan_every: int = 0, action_source: str = "diffused", tracker_kp: float = 10.0,
                  tracker_kd: float = 1.0, tracker_lookahead: float = 0.0, seed: int = 0):
         super().__init__()
-        if action_source not in ACTION_SOURCES:
-            raise ValueError(f"action_source must be one of {ACTION_SOURCES}, got {action_source!r}.")
-        if action_source == "tracker" and not (task.goal_dims and task.velocity_dims):
-            raise ValueError(f"The tracker needs position (goal_dims) and velocity dims in task {task.name!r}; "
-                             f"use action_source='diffused'.")
         self.task = task
-        self.replan_every, self.action_source = int(replan_every), action_source
+        self.replan_every = int(replan_every)
         self.tracker_kp, self.tracker_kd, self.tracker_lookahead = tracker_kp, tracker_kd, tracker_lookahead
+        self.action_source = action_source
         self.seed = seed
-        self.reset()
+        self.guidance: Guidance | None = None
+        Planner.reset(self)
+
+    @property
+    def action_source(self) -> str:
+        return self._action_source_name
+
+    @action_source.setter
+    def action_source(self, name: str) -> None:
+        self._actions = make_action_source(name, self.task, self.tracker_kp, self.tracker_kd, self.tracker_lookahead)
+        self._action_source_name = name
 
     def save_config(self, local_vars: dict[str, Any]) -> None:
         """Subclass arguments plus the base control-loop settings (with their defaults) form the config."""
@@ -81,13 +150,61 @@ class Planner(nn.Module, Configurable):
                            tracker_kp=self.tracker_kp, tracker_kd=self.tracker_kd,
                            tracker_lookahead=self.tracker_lookahead, seed=self.seed)
 
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "schedule")
+        return f"{type(self).__name__}(task={self.task.name!r}, {settings})"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the planner's weights live; plans, noise and generators follow it."""
+        for tensor in [*self.parameters(), *self.buffers()]:
+            return tensor.device
+        return torch.device("cpu")
+
     # -- to override ----------------------------------------------------------------------------------------
     @property
     def obs_dim(self) -> int:
         raise NotImplementedError
 
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
+    def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
+               generator: torch.Generator | None = None) -> Plan:
+        """``n`` plans per context row (rows repeated in place: output row ``i * n + j``), steered by ``guidance``
+        on top of the planner's own."""
         raise NotImplementedError
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None,
+             guidance: Guidance | None = None, history: Any = None) -> Plan:
+        """Plan from ``obs`` (one or a batch; numpy, torch or a gymnasium dict) to ``goal`` (or the dict's goal).
+
+        Args:
+            generator: the randomness of this plan (None: torch's global generator).
+            guidance: steer this plan (default: ``self.guidance``).
+            history: (B, K, obs_dim) past observations, oldest first, for planners that condition on them.
+        """
+        x, g, _ = self.parse_observation(obs, goal)
+        context = PlanContext(obs=x, goal=g)
+        if history is not None:
+            if not self.history_length:
+                raise ValueError(f"{type(self).__name__} does not condition on past observations; drop `history`.")
+            h = self._as_tensor(history, "history")
+            if h.dim() != 3 or h.shape[0] != x.shape[0] or h.shape[2] != self.obs_dim:
+                raise ValueError(f"history must have shape (B, K, {self.obs_dim}) with B = {x.shape[0]}, "
+                                 f"got {tuple(h.shape)}.")
+            context.history = h[:, -self.history_length:]
+            context.history_mask = torch.ones(context.history.shape[:2], dtype=torch.bool)
+        return self._checked(self.sample(context.to(self.device), 1, guidance or self.guidance, generator), context)
+
+    def _checked(self, plan: Plan, context: PlanContext) -> Plan:
+        """Fail clearly on non-finite plans, naming the rows (an extreme observation or corrupt weights)."""
+        bad = ~(torch.isfinite(plan.observations).flatten(1).all(1) & torch.isfinite(plan.actions).flatten(1).all(1))
+        if bad.any():
+            rows = bad.nonzero().flatten().tolist()
+            extreme = context.obs.abs().amax(1)[bad.to(context.obs.device)].tolist()
+            raise ValueError(f"The plan of batch row(s) {rows[:10]}{' ...' if len(rows) > 10 else ''} is NaN or "
+                             f"inf; their observations reach |x| = {[f'{v:.3g}' for v in extreme[:10]]}. Check the "
+                             f"observations are in the task's units, and the planner's weights.")
+        return plan
 
     # -- inputs ---------------------------------------------------------------------------------------------
     def parse_observation(self, obs: Any, goal: Any = None) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
@@ -113,11 +230,7 @@ class Planner(nn.Module, Configurable):
             if g is None or g.shape[0] not in (1, x.shape[0]):
                 raise ValueError(f"Goal must have shape ({len(self.task.goal_dims)},) or (B, "
                                  f"{len(self.task.goal_dims)}) matching the observations, got {tuple(np.shape(goal))}.")
-            if self.task.maze_map is not None:
-                outside = ~in_free_cell(self.task.maze_map, g.cpu().numpy())
-                if outside.any():
-                    raise ValueError(f"Goal {g[outside.argmax()].tolist()} lies in a wall or outside the maze of "
-                                     f"{self.task.name!r}; goals must be in a free cell.")
+            self.task.check_goals(g.cpu().numpy())
             goal = g.expand(x.shape[0], -1)
         return x, goal, batched
 
@@ -133,56 +246,93 @@ class Planner(nn.Module, Configurable):
         if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"The {what} must be numeric (float), got dtype {t.dtype}.")
         t = t.float()
-        if not torch.isfinite(t).all():
-            raise ValueError(f"The {what} contains NaN or inf: {t.tolist()}.")
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            where = bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten().tolist() if t.dim() > 1 else []
+            rows = f" in batch row(s) {where[:10]}{' ...' if len(where) > 10 else ''}" if where else ""
+            raise ValueError(f"The {what} contains NaN or inf{rows}.")
         return t
 
     # -- control loop ---------------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> None:
-        """Start a new episode: forget the current plan; reseed the generator that ``act`` samples with."""
+    def reset(self, seed: int | None = None, envs: Any = None) -> None:
+        """Start new episodes.
+
+        Args:
+            seed: reseed the generator that ``act`` samples with (None: the planner's ``seed``). Only for a full reset.
+            envs: (B,) bool mask of the envs whose episode starts (stable-baselines3's ``episode_start``); their plan
+                and history are dropped, the others' kept. None resets every env.
+        """
+        if envs is not None and getattr(self, "_since_plan", None) is not None:
+            mask = torch.as_tensor(np.asarray(envs, dtype=bool))
+            if mask.shape == self._needs_plan.shape:
+                self._needs_plan |= mask.to(self._needs_plan.device)
+                self._observed_count[mask.to(self._observed_count.device)] = 0
+                return
         self.current_plan: Plan | None = None
-        self._step = 0
-        self._since_plan = 0
-        self._goal: torch.Tensor | None = None
-        self._generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        self._since_plan: torch.Tensor | None = None  # (B,) env steps since each env's plan
+        self._needs_plan = torch.zeros(0, dtype=torch.bool)
+        self._observed: torch.Tensor | None = None  # (B, history_length + 1, obs_dim), newest last
+        self._observed_count = torch.zeros(0, dtype=torch.long)
+        self._seed_now = self.seed if seed is None else seed
+        self._generator = torch.Generator(device=self.device).manual_seed(self._seed_now)
+
+    def _act_generator(self) -> torch.Generator:
+        if self._generator.device != self.device:  # the planner moved (planner.to("cuda")) since the reset
+            self._generator = torch.Generator(device=self.device).manual_seed(self._seed_now)
+        return self._generator
+
+    def _observe(self, x: torch.Tensor) -> None:
+        """Per-env state follows the batch; the newest observation is appended to each env's history."""
+        b, device = x.shape[0], self.device
+        if self._since_plan is None or self._since_plan.shape[0] != b:
+            self.current_plan = None
+            self._since_plan = torch.zeros(b, dtype=torch.long, device=device)
+            self._needs_plan = torch.ones(b, dtype=torch.bool, device=device)
+            self._observed = torch.zeros(b, self.history_length + 1, self.obs_dim, device=device)
+            self._observed_count = torch.zeros(b, dtype=torch.long, device=device)
+        self._observed = torch.cat([self._observed[:, 1:], x.to(device)[:, None]], dim=1)
+        self._observed_count = (self._observed_count + 1).clamp(max=self.history_length + 1)
+
+    def _context_for(self, rows: torch.Tensor, x: torch.Tensor, g: torch.Tensor | None) -> PlanContext:
+        context = PlanContext(obs=x.to(self.device)[rows], goal=None if g is None else g.to(self.device)[rows])
+        if self.history_length:
+            k = self.history_length
+            context.history = self._observed[rows, :-1]
+            context.history_mask = torch.arange(k, device=self.device)[None] >= (k + 1 - self._observed_count[rows])[:, None]
+        if self.current_plan is not None and bool(rows.all()) and not bool(self._needs_plan.any()):
+            context.previous, context.since_previous = self.current_plan, self._since_plan.clone()
+        return context
 
     def act(self, obs: Any, goal: Any = None) -> Any:
         """Next action(s); plans at the first call and every ``replan_every`` steps. Output mirrors the input."""
         x, g, batched = self.parse_observation(obs, goal)
-        needs_plan = (self.current_plan is None or self.current_plan.batch_size != x.shape[0]
-                      or (self.replan_every > 0 and self._since_plan >= self.replan_every))
-        if needs_plan:
-            self.current_plan = self.plan(x, g, generator=self._generator)
-            self._since_plan = 0
-        action = self.action_from_plan(self.current_plan, x, self._since_plan)
+        self._observe(x)
+        rows = self._needs_plan | ((self._since_plan >= self.replan_every) if self.replan_every > 0 else False)
+        if rows.any():
+            context = self._context_for(rows, x, g)
+            plan = self._checked(self.sample(context, 1, self.guidance, self._act_generator()), context)
+            self.current_plan = plan if bool(rows.all()) else self.current_plan.with_rows(rows, plan)
+            self._since_plan[rows] = 0
+            self._needs_plan[rows] = False
+        action = self.action_from_plan(self.current_plan, x.to(self.device), self._since_plan)
         self._since_plan += 1
-        self._step += 1
         action = action if batched else action[0]
-        return action if isinstance(self._raw(obs), torch.Tensor) else action.numpy()
+        raw = self._raw(obs)
+        return action.to(raw.device) if isinstance(raw, torch.Tensor) else action.cpu().numpy()
 
     def _raw(self, obs: Any) -> Any:
         return obs[self.task.observation_key] if isinstance(obs, dict) else obs
 
-    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: int) -> torch.Tensor:
-        """(B, act_dim) action ``k`` env steps after the plan was made."""
-        if self.action_source == "diffused":
-            j = min(k // plan.stride, plan.actions.shape[1] - 1)
-            return plan.actions[:, j]
-        pos_dims, vel_dims = list(self.task.goal_dims), list(self.task.velocity_dims)
-        # fractional plan index of the target, linearly interpolated between plan points
-        s = min((k + 1 + self.tracker_lookahead) / plan.stride, plan.observations.shape[1] - 1)
-        lo, w = int(np.floor(s)), s - np.floor(s)
-        hi = min(lo + 1, plan.observations.shape[1] - 1)
-        target = (1 - w) * plan.observations[:, lo] + w * plan.observations[:, hi]
-        action = (self.tracker_kp * (target[:, pos_dims] - obs[:, pos_dims])
-                  + self.tracker_kd * (target[:, vel_dims] - obs[:, vel_dims]))
-        return action.clamp(-1.0, 1.0)
+    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """(B, act_dim) actions, row b ``k[b]`` env steps after its plan was made, by the action source."""
+        return self._actions(plan, obs, k)
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[Any, Any]:
-        """stable-baselines3 ``PolicyPredictor`` protocol: ``(action, state)``."""
+        """stable-baselines3 ``PolicyPredictor`` protocol: ``(action, state)``; only envs whose ``episode_start``
+        is true start over."""
         if episode_start is not None and np.any(episode_start):
-            self.reset()
+            self.reset(envs=np.asarray(episode_start, dtype=bool).reshape(-1))
         return self.act(observation), state
 
     # -- folders --------------------------------------------------------------------------------------------
@@ -203,9 +353,16 @@ class Planner(nn.Module, Configurable):
                 (tmp / "README.md").write_text(readme)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, task: str | Task | None = None, **overrides: Any) -> Planner:
-        """Load any planner folder. ``task`` (optional) must match the task it was trained for;
-        ``overrides`` replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``)."""
+    def from_pretrained(cls, path: str | Path, task: str | Task | None = None, guidance: Guidance | dict | None = None,
+                        **overrides: Any) -> Planner:
+        """Load any planner folder.
+
+        Args:
+            task: optional; must match the task it was trained for.
+            guidance: a Guidance object (or its JSON spec) that ``act`` steers with; default: the folder's own
+                ``"guidance"`` spec, if it has one.
+            overrides: replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``).
+        """
         path = Path(path)
         if not path.is_dir():
             raise PlannerFolderError(f"Planner folder {path} does not exist.")
@@ -232,7 +389,13 @@ class Planner(nn.Module, Configurable):
         config.update(overrides)
         modules = {name: Planner.from_pretrained(path / name) if (path / name / "planner.json").exists()
                    else load_module(path / name) for name in names}
-        return planner_cls(task=saved_task, **modules, **config)
+        planner = planner_cls(task=saved_task, **modules, **config)
+        spec = guidance if guidance is not None else meta.get("guidance")
+        if spec is not None:
+            from diffplan.guidance.spec import guidance_from_spec
+
+            planner.guidance = guidance_from_spec(spec, planner)
+        return planner
 
     @staticmethod
     def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -241,5 +404,11 @@ class Planner(nn.Module, Configurable):
     @staticmethod
     def training_metadata(path: str | Path) -> dict[str, Any]:
         """What ``fit --export`` recorded beside the config (train time, steps, dataset, command)."""
-        reserved = ("_class_name", "_diffplan_version", "task", "config", "components")
+        reserved = ("_class_name", "_diffplan_version", "task", "config", "components", "guidance")
         return {k: v for k, v in Planner.read_metadata(path).items() if k not in reserved}
+
+
+def steer(own: Guidance | None, extra: Guidance | None) -> Guidance | None:
+    """The guidance a planner samples with: the user's (outermost) around its own (innermost: it may call the raw
+    conditional model, as classifier-free guidance does)."""
+    return compose(extra, own)

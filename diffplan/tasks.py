@@ -60,6 +60,17 @@ class Task:
     def maze_map(self) -> list[list[Any]] | None:
         return self.eval.env_kwargs.get("maze_map")
 
+    def check_goals(self, goals: Any) -> None:
+        """Raise if any goal (B, goal_dim) lies in a wall or outside the maze (tasks with a maze map only)."""
+        if self.maze_map is None:
+            return
+        from diffplan.maze import in_free_cell
+
+        outside = ~in_free_cell(self.maze_map, goals)
+        if outside.any():
+            raise ValueError(f"Goal {goals[outside.argmax()].tolist()} lies in a wall or outside the maze of "
+                             f"{self.name!r}; goals must be in a free cell.")
+
     def normalized_score(self, returns: Any) -> Any:
         """D4RL-style normalized score x100: 0 is the random policy, 100 the reference controller."""
         return 100.0 * (returns - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)

@@ -24,9 +24,9 @@ def test_guidance_scale_zero_is_unconditional_and_one_is_conditional(conditioned
     null, cond = torch.zeros(2, 4), torch.tensor([[0.5, 1.0, -0.3, 1.0]]).expand(2, 4)
     with torch.no_grad():
         uncond, conditional = conditioned_net(x, t, null), conditioned_net(x, t, cond)
-        zero = ClassifierFreeGuidance(null, [cond], [0.0]).predict(conditioned_net, x, t)
-        one = ClassifierFreeGuidance(null, [cond], [1.0]).predict(conditioned_net, x, t)
-        strong = ClassifierFreeGuidance(null, [cond], [1.8]).predict(conditioned_net, x, t)
+        zero = ClassifierFreeGuidance(null, [cond], [0.0]).predict(conditioned_net, x, t, None)
+        one = ClassifierFreeGuidance(null, [cond], [1.0]).predict(conditioned_net, x, t, None)
+        strong = ClassifierFreeGuidance(null, [cond], [1.8]).predict(conditioned_net, x, t, None)
     torch.testing.assert_close(zero, uncond, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(one, conditional, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(strong, uncond + 1.8 * (conditional - uncond), atol=1e-5, rtol=1e-5)
@@ -38,7 +38,7 @@ def test_composed_guidance_sums_each_conditions_difference(conditioned_net):
     null, a, b = torch.zeros(1, 4), torch.tensor([[0.7, 1.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, -0.5, 1.0]])
     with torch.no_grad():
         e0, ea, eb = (conditioned_net(x, t, c) for c in (null, a, b))
-        composed = ClassifierFreeGuidance(null, [a, b], [1.2, 0.6]).predict(conditioned_net, x, t)
+        composed = ClassifierFreeGuidance(null, [a, b], [1.2, 0.6]).predict(conditioned_net, x, t, None)
     torch.testing.assert_close(composed, e0 + 1.2 * (ea - e0) + 0.6 * (eb - e0), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="2 conditions but 1 guidance scales"):
         ClassifierFreeGuidance(null, [a, b], [1.0])
@@ -139,7 +139,9 @@ def test_history_is_inpainted_and_changes_the_plan(decision_diffuser_planner, ob
     planner.reset()
     for k in range(4):
         planner.act(obs_batch + 0.01 * k)
-    assert len(planner._seen) == planner.history + 1  # act() keeps the last K observed states
+    # act() keeps the last K observed states per env, newest last
+    expected = torch.stack([x + 0.01 * k for k in range(4 - planner.history - 1, 4)], dim=1)
+    torch.testing.assert_close(planner._observed, expected)
 
 
 def test_unknown_condition_and_wrong_target_shape_fail_clearly(tiny_decision_diffuser, umaze):
@@ -183,7 +185,7 @@ def test_warm_start_replans_from_the_previous_plan_with_fewer_denoiser_calls(tin
                                    cold.plan(obs_batch, generator=torch.Generator().manual_seed(0)).observations)
         warm.reset(seed=0)
         warm.act(obs_batch)
-        first = warm._last_states.clone()
+        first = warm.current_plan.normalized.clone()
         inputs.clear()
         warm.act(obs_batch + 0.01)  # a replan one step later
     finally:

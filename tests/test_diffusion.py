@@ -26,7 +26,8 @@ def test_step_matches_diffusers_ddim(prediction_type, eta):
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else torch.tensor(-1)
         ref = ddim.step(out, t, x, eta=eta, variance_noise=z).prev_sample
-        torch.testing.assert_close(s.step(x, s.to_x0(out, x, t), t, t_prev, eta, z), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(s.step(x, s.to_x0(out, x, t), t, t_prev, eta, z).prev_sample, ref, atol=1e-5,
+                                   rtol=1e-5)
 
 
 def test_add_noise_matches_diffusers_and_takes_per_token_timesteps():
@@ -86,27 +87,31 @@ def test_value_guidance_scale_zero_is_a_no_op_and_positive_scale_raises_the_valu
                    guidance=ValueGuidance(MeanOfChannel(), scale=0.0))
     torch.testing.assert_close(plain, zero, rtol=0, atol=0)
     guided = denoise(model, s, x, ts, eta=1.0, generator=torch.Generator().manual_seed(1),
-                     guidance=ValueGuidance(MeanOfChannel(), scale=0.5, t_stopgrad=0), clip_denoised=False)
+                     guidance=ValueGuidance(MeanOfChannel(), scale=50.0, t_stopgrad=0), clip_denoised=False)
     value = MeanOfChannel()
     assert (value(guided, None) > value(plain, None) + 0.1).all()
 
 
-def test_compose_nests_predictions_and_chains_steps():
+def test_compose_nests_predictions_and_chains_the_other_hooks():
     class Add(Guidance):
         def __init__(self, k):
             super().__init__()
             self.k = k
 
-        def predict(self, model_fn, x, t):
+        def predict(self, model_fn, x, t, ctx):
             return model_fn(x, t) + self.k
 
-        def step(self, x, t):
+        def guide_x0(self, x0, x_t, ctx):
+            return x0 * 10 + self.k
+
+        def guide_step(self, x, ctx):
             return x * 10 + self.k
 
     g = Compose(Add(1), Add(2))
     x = torch.zeros(1, 2, 1)
-    assert g.predict(lambda x_, t_: x_, x, torch.zeros(1)).unique().item() == 3
-    assert g.step(torch.ones(1, 2, 1), torch.zeros(1)).unique().item() == (1 * 10 + 1) * 10 + 2
+    assert g.predict(lambda x_, t_: x_, x, torch.zeros(1), None).unique().item() == 3
+    assert g.guide_x0(torch.ones(1, 2, 1), x, None).unique().item() == (1 * 10 + 1) * 10 + 2
+    assert g.guide_step(torch.ones(1, 2, 1), None).unique().item() == (1 * 10 + 1) * 10 + 2
 
 
 def test_action_weight_scales_only_the_first_actions_loss():

@@ -8,6 +8,7 @@ import torch
 
 from diffplan.algorithms.diffuser import Diffuser
 from diffplan.algorithms.hierarchical import HierarchicalPlanner
+from diffplan.planner import PlanContext
 
 
 def test_every_segment_starts_and_ends_at_its_subgoals(hierarchical_planner, obs_batch):
@@ -21,19 +22,26 @@ def test_every_segment_starts_and_ends_at_its_subgoals(hierarchical_planner, obs
 
 
 def test_segments_are_sampled_in_one_batch_and_join_without_gaps(hierarchical_planner, obs_batch):
-    calls = []
+    calls, segments = [], []
     low = hierarchical_planner.low
     original = low.sample
 
-    def spy(x, g, generator=None):
-        calls.append(x.shape[0])
-        return original(x, g, generator)
+    def spy(context, n=1, guidance=None, generator=None):
+        calls.append(context.batch_size)
+        segments.append(original(context, n, guidance, generator))
+        return segments[-1]
 
     low.sample = spy
     plan = hierarchical_planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
-    assert calls == [3 * (hierarchical_planner.high.horizon - 1)]
-    steps = plan.observations[:, 1:, :2] - plan.observations[:, :-1, :2]
-    assert torch.isfinite(steps).all()
+    h = hierarchical_planner.high.horizon
+    assert calls == [3 * (h - 1)]
+    seg = segments[0].observations.view(3, h - 1, low.horizon, -1)
+    k = low.horizon - 1
+    assert plan.observations.shape[1] == (h - 1) * k + 1
+    for j in range(h - 1):  # segment j fills plan points j*k .. (j+1)*k: no gap, no repeated seam point
+        torch.testing.assert_close(plan.observations[:, j * k:(j + 1) * k + 1], seg[:, j], rtol=0, atol=0)
+        torch.testing.assert_close(plan.observations[:, j * k], plan.subgoals[:, j], rtol=0, atol=0)
+    torch.testing.assert_close(plan.observations[:, -1], plan.subgoals[:, -1], rtol=0, atol=0)
 
 
 def _low(module, horizon: int) -> Diffuser:
@@ -63,8 +71,8 @@ def test_single_segment_is_one_low_level_plan(tiny_hierarchical, obs_batch):
     a = hd.plan(obs_batch, goal=goal, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     x = torch.as_tensor(obs_batch, dtype=torch.float32)
-    top = high.sample(x, goal, g)
-    b = low.sample(x, top.observations[:, -1], g)
+    top = high.sample(PlanContext(obs=x, goal=goal), 1, None, g)
+    b = low.sample(PlanContext(obs=x, goal=top.observations[:, -1]), 1, None, g)
     assert a.observations.shape[1] == 4
     torch.testing.assert_close(a.observations, b.observations)
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from diffplan.evaluation.rollout import evaluate
-from diffplan.planner import Plan, Planner
+from diffplan.planner import Plan, PlanContext, Planner
 from diffplan.tasks import load_task
 
 
@@ -24,8 +24,9 @@ class ConstantAction(Planner):
     def obs_dim(self) -> int:
         return 11
 
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
-        x, _, _ = self.parse_observation(obs)
+    def sample(self, context: PlanContext, n: int = 1, guidance: Any = None,
+               generator: torch.Generator | None = None) -> Plan:
+        x = context.obs
         return Plan(observations=x[:, None], actions=self.action.expand(x.shape[0], 1, -1).clone(), stride=1)
 
 

@@ -23,7 +23,7 @@ import torch
 
 from diffplan.evaluation.results import append_row, result_row
 from diffplan.evaluation.rollout import evaluate
-from diffplan.planner import Plan, Planner
+from diffplan.planner import Plan, PlanContext, Planner
 from diffplan.tasks import Task, load_task
 
 
@@ -40,8 +40,9 @@ class ReactivePolicy(Planner):
     def obs_dim(self) -> int:
         return self._obs_dim
 
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
-        x, _, _ = self.parse_observation(obs)
+    def sample(self, context: PlanContext, n: int = 1, guidance: Any = None,
+               generator: torch.Generator | None = None) -> Plan:
+        x = context.obs.cpu()
         actions = torch.as_tensor(np.asarray(self.policy(x.numpy()), np.float32))
         return Plan(observations=x[:, None], actions=actions[:, None], stride=1)
 

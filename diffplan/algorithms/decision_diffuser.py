@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import torch
@@ -23,12 +22,13 @@ from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
 from diffplan.diffusion.objective import TrajectoryDiffusion
-from diffplan.diffusion.sampler import denoise
+from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
+from diffplan.guidance.base import Guidance
 from diffplan.guidance.cfg import ClassifierFreeGuidance
 from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, Planner
+from diffplan.planner import Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -153,29 +153,12 @@ class DecisionDiffuserPlanner(Planner):
             raise ValueError(f"warm_start must be in [0, num_inference_steps={num_inference_steps}), got {warm_start}.")
         self.warm_start, self.jit = warm_start, jit
         self._traced = TracedCache()
-        self.reset()  # again, now that the history length is known
+        self.history_length = history  # act keeps this many past observations per env
         self.eval()
 
     @property
     def obs_dim(self) -> int:
         return self.layout.obs_dim
-
-    def reset(self, seed: int | None = None) -> None:
-        super().reset(seed)
-        self._seen: deque[torch.Tensor] = deque(maxlen=getattr(self, "history", 0) + 1)
-        self._last_states: torch.Tensor | None = None  # (B, horizon, obs_dim) normalized, for warm starts
-        self._in_act = False
-
-    def act(self, obs: Any, goal: Any = None) -> Any:
-        x, _, _ = self.parse_observation(obs, goal)
-        if self._seen and self._seen[-1].shape != x.shape:
-            self._seen.clear()
-        self._seen.append(x)
-        self._in_act = True
-        try:
-            return super().act(obs, goal)
-        finally:
-            self._in_act = False
 
     # -- conditions -----------------------------------------------------------------------------------------
     def condition_vector(self, present: list[str], b: int) -> torch.Tensor:
@@ -186,10 +169,9 @@ class DecisionDiffuserPlanner(Planner):
             on = name in present and name in self.targets
             value = self.targets[name] if on else torch.zeros(dim)
             parts.append(torch.cat([value, torch.tensor([1.0 if on else 0.0])]))
-        device = next(self.denoiser.parameters()).device
-        return torch.cat(parts).expand(b, -1).clone().to(device)
+        return torch.cat(parts).expand(b, -1).clone().to(self.device)
 
-    def guidance(self, b: int) -> ClassifierFreeGuidance:
+    def condition_guidance(self, b: int) -> ClassifierFreeGuidance:
         null = self.condition_vector([], b)
         if self.compose:
             names = [n for n in self.targets if self.scales[n]]
@@ -199,56 +181,66 @@ class DecisionDiffuserPlanner(Planner):
         return ClassifierFreeGuidance(null, [self.condition_vector(list(self.targets), b)], [scale])
 
     # -- planning -------------------------------------------------------------------------------------------
-    def known_states(self, x: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
-        """(B, n, obs_dim) observed states ending with the current one, n <= history + 1."""
-        if history is not None:
-            return torch.cat([history[:, -self.history:] if self.history else history[:, :0], x[:, None]], dim=1)
-        seen = list(self._seen)
-        if seen and torch.equal(seen[-1], x):
-            return torch.stack(seen, dim=1)
-        return x[:, None]
+    def constraints(self, context: PlanContext, like: torch.Tensor) -> Inpaint:
+        """Plan points 0..history hold the observed past and the current state; unobserved past points (an
+        episode's first steps) stay free, so the model fills them in."""
+        now, b = self.history, context.batch_size
+        known = context.obs[:, None]
+        observed = torch.ones(b, 1, dtype=torch.bool, device=like.device)
+        if now and context.history is not None:
+            known = torch.cat([context.history[:, -now:], known], dim=1)
+            mask = context.history_mask if context.history_mask is not None else torch.ones(known.shape[:2])
+            observed = torch.cat([mask[:, -now:].to(like.device).bool(), observed], dim=1)
+        n = known.shape[1]
+        c = Inpaint.empty(like)
+        c.mask[:, now - n + 1: now + 1] = observed[..., None].expand(-1, -1, like.shape[-1])
+        c.values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
+        return c
+
+    def warm_start_from(self, context: PlanContext, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start sample, timesteps): the previous plan shifted by each row's env steps since it was made and
+        noised to the level of DDIM step ``warm_start``, or pure noise over all steps."""
+        previous = context.previous.normalized if context.previous is not None else None
+        if not self.warm_start or previous is None or previous.shape != noise.shape:
+            return noise, self.timesteps
+        shift = context.since_previous.to(noise.device).clamp(max=self.horizon - 1)
+        index = (torch.arange(self.horizon, device=noise.device)[None] + shift[:, None]).clamp(max=self.horizon - 1)
+        warm = previous.gather(1, index[..., None].expand_as(previous))
+        timesteps = self.timesteps[self.warm_start:]
+        return self.schedule.add_noise(warm, noise, timesteps[0]), timesteps
 
     @torch.no_grad()
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None,
-             history: torch.Tensor | None = None) -> Plan:
-        """Plan from ``obs`` (B, obs_dim) given up to ``history`` past states (B, K, obs_dim), oldest first.
-
-        Without ``history``, the states seen by ``act`` since ``reset`` are used. Missing history points stay
-        free (the model fills them in), so the first steps of an episode need no padding.
-        """
-        x, _, _ = self.parse_observation(obs)
-        if history is not None:
-            history = torch.as_tensor(history, dtype=torch.float32).reshape(x.shape[0], -1, self.obs_dim)
-        device = next(self.denoiser.parameters()).device
-        known = self.known_states(x, history).to(device)
-        b, n = x.shape[0], known.shape[1]
-        shape = (b, self.horizon, self.obs_dim)
-        x_start = torch.randn(shape, generator=generator, device=device)
-        timesteps = self.timesteps
-        warm = self._last_states if self._in_act and self.warm_start else None
-        if warm is not None and warm.shape == shape:
-            shift = min(self._since_plan, self.horizon - 1)  # env steps since the last plan
-            warm = torch.cat([warm[:, shift:], warm[:, -1:].expand(-1, shift, -1)], dim=1)
-            timesteps = self.timesteps[self.warm_start:]
-            x_start = self.schedule.add_noise(warm, x_start, timesteps[0])
-        now, channels = self.history, self.layout.channels("observations")
-        constraints = Inpaint.empty(x_start)
-        for i, state in enumerate(self.normalizer.normalize("observations", known).unbind(1)):
-            constraints.pin(now - n + 1 + i, channels, state)
-        model_fn = (lambda x_t, t, c: self._traced(self.denoiser, x_t, t, c)) if self.jit else self.denoiser
-        states = denoise(model_fn, self.schedule, x_start, timesteps, constraints=constraints,
-                         guidance=self.guidance(b), eta=self.eta, generator=generator)
-        self._last_states = states
-        future = states[:, now:]
+    def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
+               generator: torch.Generator | None = None) -> Plan:
+        """States from the current one (and its history) on; warm-started in ``act`` (see ``warm_start``)."""
+        device = self.device
+        context = context.to(device)
+        if n > 1:
+            context = PlanContext(obs=context.obs.repeat_interleave(n, 0),
+                                  history=None if context.history is None else context.history.repeat_interleave(n, 0),
+                                  history_mask=None if context.history_mask is None
+                                  else context.history_mask.repeat_interleave(n, 0))
+        b = context.batch_size
+        noise = randn((b, self.horizon, self.obs_dim), generator, device)
+        x_start, timesteps = self.warm_start_from(context, noise)
+        guidance = steer(self.condition_guidance(b), guidance)
+        if self.jit and not guidance.needs_grad:
+            model_fn = (lambda x_t, t, c: self._traced(self.denoiser, x_t, t, c))
+        else:
+            model_fn = self.denoiser
+        states = denoise(model_fn, self.schedule, x_start, timesteps, constraints=self.constraints(context, x_start),
+                         guidance=guidance, eta=self.eta, clip_denoised=self.normalizer.is_bounded("observations"),
+                         generator=generator, context={"normalizer": self.normalizer, "layout": self.layout})
+        future = states[:, self.history:]
         actions = self.inverse_dynamics(future[:, :-1], future[:, 1:])
-        return Plan(observations=self.normalizer.unnormalize("observations", future).cpu(),
-                    actions=self.normalizer.unnormalize("actions", actions).cpu(), stride=1)
+        return Plan(observations=self.normalizer.unnormalize("observations", future),
+                    actions=self.normalizer.unnormalize("actions", actions), stride=1, normalized=states)
 
-    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: int) -> torch.Tensor:
+    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """``f(observed s_t, planned s_{t+1})``: the observed state corrects for drift between replans."""
-        j = min(k + 1, plan.observations.shape[1] - 1)
+        j = (k.to(plan.observations.device) + 1).clamp(max=plan.observations.shape[1] - 1)
+        target = plan.observations[torch.arange(plan.batch_size, device=j.device), j]
         with torch.no_grad():
-            device = next(self.inverse_dynamics.parameters()).device
-            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs.to(device)),
-                                      self.normalizer.normalize("observations", plan.observations[:, j].to(device)))
-        return self.normalizer.unnormalize("actions", a).cpu()
+            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs.to(target.device)),
+                                      self.normalizer.normalize("observations", target))
+        return self.normalizer.unnormalize("actions", a)

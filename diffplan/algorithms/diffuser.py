@@ -11,12 +11,12 @@ from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
 from diffplan.diffusion.objective import TrajectoryDiffusion
-from diffplan.diffusion.sampler import denoise
+from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
 from diffplan.guidance.value import ValueGuidance
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, Planner
+from diffplan.planner import Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -36,7 +36,7 @@ class DiffuserPlanner(Planner):
         schedule: the training noise schedule (``NoiseSchedule.config``).
         horizon, stride: plan points and env steps between them.
         num_inference_steps: DDIM steps (the schedule's length gives DDPM's full chain with ``eta=1``).
-        guidance_scale, n_guide_steps, t_stopgrad: value guidance (scale 0 = off).
+        guidance_scale, n_guide_steps, t_stopgrad: value guidance (scale 0 = off; see ``ValueGuidance``).
         n_samples: plans sampled per observation; the one with the highest value is kept.
         jit: run a traced, frozen copy of the denoiser (one per input shape): faster on CPU at batch 1, same
             plans up to float rounding. The copy is made at the first plan, so set it on a trained planner.
@@ -70,7 +70,8 @@ class DiffuserPlanner(Planner):
     def obs_dim(self) -> int:
         return self.layout.obs_dim
 
-    def guidance(self) -> Guidance | None:
+    def value_guidance(self) -> Guidance | None:
+        """The planner's own guidance: Diffuser's value gradient, when ``guidance_scale`` > 0."""
         if self.guidance_scale and self.value is not None:
             return ValueGuidance(self.value, self.guidance_scale, self.n_guide_steps, self.t_stopgrad)
         return None
@@ -84,36 +85,34 @@ class DiffuserPlanner(Planner):
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
 
-    def model_fn(self) -> Any:
-        """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``)."""
-        if not self.jit:
+    def model_fn(self, needs_grad: bool = False) -> Any:
+        """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``, unless gradients must flow)."""
+        if not self.jit or needs_grad:
             return self.denoiser
         return lambda x, t: self._traced(self.denoiser, x, t)
 
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
-        """Plan from ``obs`` (one or a batch; numpy, torch or dict) to ``goal`` (or the dict's goal)."""
-        x_obs, g, _ = self.parse_observation(obs, goal)
-        return self.sample(x_obs, g, generator)
-
     @torch.no_grad()
-    def sample(self, x_obs: torch.Tensor, g: torch.Tensor | None, generator: torch.Generator | None = None) -> Plan:
-        """Sample plans from checked tensors: start states (B, obs_dim), goals (B, len(goal_dims)) or None."""
-        device = next(self.denoiser.parameters()).device
-        b, n = x_obs.shape[0], self.n_samples
-        x_obs = x_obs.to(device).repeat_interleave(n, 0)
-        g = g.to(device).repeat_interleave(n, 0) if g is not None else None
-        shape = (b * n, self.horizon, self.layout.transition_dim)
-        noise = torch.randn(shape, generator=generator, device=device)
-        x = denoise(self.model_fn(), self.schedule, noise, self.timesteps,
-                    constraints=self.constraints(x_obs, g, noise), guidance=self.guidance(), eta=self.eta,
-                    generator=generator)
-        values = self.value(x, torch.zeros(b * n, dtype=torch.long, device=device)) if self.value is not None else None
-        if n > 1 and values is not None:
-            best = values.view(b, n).argmax(1) + torch.arange(b, device=device) * n
-            x, values = x[best], values[best]
-        elif n > 1:
-            x = x[::n]
+    def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
+               generator: torch.Generator | None = None) -> Plan:
+        """``n`` plans per row, each the highest-valued of ``n_samples`` candidates (see ``Planner.sample``)."""
+        device = self.device
+        context = context.to(device)
+        per_row = n * self.n_samples
+        b = context.batch_size * per_row
+        x_obs = context.obs.repeat_interleave(per_row, 0)
+        g = context.goal.repeat_interleave(per_row, 0) if context.goal is not None else None
+        noise = randn((b, self.horizon, self.layout.transition_dim), generator, device)
+        guidance = steer(self.value_guidance(), guidance)
+        x = denoise(self.model_fn(guidance is not None and guidance.needs_grad), self.schedule, noise, self.timesteps,
+                    constraints=self.constraints(x_obs, g, noise), guidance=guidance, eta=self.eta,
+                    clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
+                    context={"normalizer": self.normalizer, "layout": self.layout})
+        values = self.value(x, torch.zeros(b, dtype=torch.long, device=device)) if self.value is not None else None
+        if self.n_samples > 1:
+            groups = torch.arange(b // self.n_samples, device=device) * self.n_samples
+            best = groups + (values.view(-1, self.n_samples).argmax(1) if values is not None else 0)
+            x, values = x[best], None if values is None else values[best]
         fields = self.layout.unpack(x)
-        return Plan(observations=self.normalizer.unnormalize("observations", fields["observations"]).cpu(),
-                    actions=self.normalizer.unnormalize("actions", fields["actions"]).cpu(),
-                    stride=self.stride, values=None if values is None else values.cpu())
+        return Plan(observations=self.normalizer.unnormalize("observations", fields["observations"]),
+                    actions=self.normalizer.unnormalize("actions", fields["actions"]),
+                    stride=self.stride, values=values, normalized=x)

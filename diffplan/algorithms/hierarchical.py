@@ -15,12 +15,13 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
-from diffplan.algorithms.diffuser import Diffuser, DiffuserPlanner
+from diffplan.algorithms.diffuser import Diffuser
 from diffplan.data.datamodule import PlanningDataModule
 from diffplan.data.normalizer import Normalizer
 from diffplan.data.windows import TrajectoryWindows
 from diffplan.diffusion.optim import adamw_with_warmup
-from diffplan.planner import Plan, Planner
+from diffplan.guidance.base import Guidance
+from diffplan.planner import Plan, PlanContext, Planner
 from diffplan.tasks import Task
 
 
@@ -113,30 +114,38 @@ class HierarchicalDiffuser(L.LightningModule):
 class HierarchicalPlanner(Planner):
     """Subgoals from ``high``, then every segment between consecutive subgoals from ``low`` in one batch.
 
-    The plan has ``(H_high - 1) * (H_low - 1) + 1`` points at the low level's stride; ``Plan.subgoals`` holds the high-level plan.
+    The levels are any two planners composed through ``sample``. The plan has ``(H_high - 1) * (H_low - 1) + 1``
+    points at the low level's stride; ``Plan.subgoals`` holds the high-level plan.
+
+    Args:
+        high, low: the two levels (``DiffuserPlanner`` s as trained by ``HierarchicalDiffuser``).
+        jit: set both levels' ``jit`` (None keeps what each level was saved with).
     """
 
     components = ("high", "low")
 
-    def __init__(self, task: Task, high: DiffuserPlanner, low: DiffuserPlanner, **planner_kwargs: Any):
+    def __init__(self, task: Task, high: Planner, low: Planner, jit: bool | None = None, **planner_kwargs: Any):
         super().__init__(task, **planner_kwargs)
         self.save_config(locals())
         if high.stride != (low.horizon - 1) * low.stride:
             raise ValueError(f"High-level stride {high.stride} must equal the low level's span "
                              f"{(low.horizon - 1) * low.stride} (horizon - 1) x stride.")
         self.high, self.low = high, low
+        if jit is not None:
+            self.high.jit = self.low.jit = jit
 
     @property
     def obs_dim(self) -> int:
         return self.high.obs_dim
 
-    def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None) -> Plan:
-        x, g, _ = self.parse_observation(obs, goal)
-        top = self.high.sample(x, g, generator)
+    def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
+               generator: torch.Generator | None = None) -> Plan:
+        """Guidance steers the high level (the subgoals); segments then join them."""
+        top = self.high.sample(context, n, guidance, generator)
         b, h, o = top.observations.shape
         starts = top.observations[:, :-1].reshape(-1, o)
         ends = top.observations[:, 1:].reshape(-1, o)
-        segments = self.low.sample(starts, ends, generator)  # (B * (h - 1), K + 1, ...)
+        segments = self.low.sample(PlanContext(obs=starts, goal=ends), 1, None, generator)  # (B * (h - 1), K + 1, .)
 
         def join(field: torch.Tensor) -> torch.Tensor:
             seg = field.view(b, h - 1, field.shape[1], field.shape[2])

@@ -162,9 +162,9 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         for i in range(take):
             if len(paths) < keep_paths:
                 paths.append(trace_arr[i])
-                plans.append(first_plan.observations[i].numpy())
+                plans.append(first_plan.observations[i].cpu().numpy())
                 if first_plan.subgoals is not None:
-                    subgoals.append(first_plan.subgoals[i].numpy())
+                    subgoals.append(first_plan.subgoals[i].cpu().numpy())
                 if isinstance(obs, dict) and task.goal_key:
                     goals.append(np.asarray(obs[task.goal_key][i]))
     bar.close()

@@ -1,44 +1,143 @@
-"""The guidance interface of the sampling loop."""
+"""The guidance interface of the sampling loop: three hooks that see a :class:`GuidanceContext`.
+
+Per denoising step, ``denoise`` runs  ``predict`` -> x0 -> ``guide_x0`` -> scheduler step -> ``guide_step`` ->
+constraints, and may repeat the step (``recurrence``). A hook returns the (possibly changed) tensor it was given.
+
+- ``predict(model_fn, x_t, t, ctx)``: the denoiser's output; combine several calls here (classifier-free guidance).
+- ``guide_x0(x0, x_t, ctx)``: the predicted clean sample; move it here (mean guidance). When ``needs_grad`` is
+  True the loop builds ``x0`` with a graph back to ``x_t`` (which requires grad), so a hook can take
+  DPS-style gradients ``d f(x0(x_t)) / d x_t`` through the denoiser.
+- ``guide_step(x_prev, ctx)``: the sample after the step (value gradients, variance guidance).
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    from diffplan.data.layout import TrajectoryLayout
+    from diffplan.data.normalizer import Normalizer
+    from diffplan.diffusion.constraints import Inpaint
+    from diffplan.diffusion.schedules import NoiseSchedule, StepCoefficients
+
+ModelFn = Callable[..., torch.Tensor]
+
+
+@dataclass
+class GuidanceContext:
+    """What a guidance hook may read about the current step.
+
+    Attributes:
+        schedule: the noise schedule; ``coefficients`` gives alpha_bar, alpha_bar_prev, sigma of this step.
+        t, t_prev: this step's levels, (B,) or (B, H) integer tensors (-1 = clean).
+        eta: the step's stochasticity (0 = DDIM, 1 = DDPM).
+        step_index, num_steps: position in the chain.
+        constraints: the inpainting constraints (None: nothing pinned); ``mask`` is their (B, H, C) bool mask.
+        normalizer, layout: map packed normalized samples to environment units (None in bare ``denoise`` calls).
+        generator: the sampler's randomness (for hooks that draw noise).
+        scratch: per-step storage for hooks that act at two hook points (cleared every step).
+    """
+
+    schedule: NoiseSchedule
+    t: torch.Tensor
+    t_prev: torch.Tensor
+    eta: float
+    step_index: int
+    num_steps: int
+    constraints: Inpaint | None = None
+    normalizer: Normalizer | None = None
+    layout: TrajectoryLayout | None = None
+    generator: torch.Generator | None = None
+    coefficients: StepCoefficients | None = None
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def to_env(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Packed normalized (B, H, C) -> {"observations": (B, H, O), "actions": (B, H, A)} in environment units
+        (differentiable, so objectives can be written in metres and m/s)."""
+        if self.normalizer is None or self.layout is None:
+            raise ValueError("This sampling call has no normalizer/layout; sample through a Planner to use "
+                             "objectives in environment units.")
+        fields = self.layout.unpack(x)
+        return {name: self.normalizer.unnormalize(name, v) for name, v in fields.items() if v.shape[-1]}
+
+    def from_env(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The inverse of ``to_env``."""
+        if self.normalizer is None or self.layout is None:
+            raise ValueError("This sampling call has no normalizer/layout.")
+        return self.layout.pack({name: self.normalizer.normalize(name, v) for name, v in fields.items()})
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        return None if self.constraints is None else self.constraints.mask
+
+    def apply_constraints(self, x: torch.Tensor) -> torch.Tensor:
+        """Re-pin the constrained entries (between guide steps, as Diffuser does)."""
+        return x if self.constraints is None else self.constraints.apply(x)
+
+    @property
+    def free(self) -> torch.Tensor | None:
+        """(B, H, C) float, 1 where entries are free to move (guidance gradients should be masked with it)."""
+        return None if self.mask is None else (~self.mask).to(torch.float32)
 
 
 class Guidance(nn.Module):
-    """Two hooks, both identities here.
+    """Identity hooks; subclasses override the ones they need.
 
-    - ``predict(model_fn, x, t)``: the denoiser's output at (x_t, t); override to combine several calls
-      (classifier-free guidance) or to correct the prediction (training-free guidance).
-    - ``step(x, t)``: the sample after a scheduler step to noise level t; override to move it (value gradient).
+    Attributes:
+        needs_grad: the loop must build x0 with a graph back to x_t (gradients through the denoiser).
+        recurrence: repeat every step this many times, re-noising in between (TFG's N_recur; 1 = no repeat).
     """
 
-    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    needs_grad: bool = False
+    recurrence: int = 1
+
+    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         return model_fn(x, t)
 
-    def step(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return x
+    def guide_x0(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        return x0
+
+    def guide_step(self, x_prev: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        return x_prev
 
 
 class Compose(Guidance):
-    """Apply several guidances: predictions nest (first outermost), steps run in order."""
+    """Apply several guidances: predictions nest (first outermost), the other hooks run in order."""
 
-    def __init__(self, *guidances: Guidance):
+    def __init__(self, *guidances: Guidance | None):
         super().__init__()
-        self.guidances = nn.ModuleList(guidances)
+        self.guidances = nn.ModuleList([g for g in guidances if g is not None])
+        self.needs_grad = any(g.needs_grad for g in self.guidances)
+        self.recurrence = max([g.recurrence for g in self.guidances], default=1)
 
-    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         for g in reversed(self.guidances):
-            model_fn = functools.partial(g.predict, model_fn)
+            model_fn = _bind(g, model_fn, ctx)
         return model_fn(x, t)
 
-    def step(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def guide_x0(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         for g in self.guidances:
-            x = g.step(x, t)
-        return x
+            x0 = g.guide_x0(x0, x_t, ctx)
+        return x0
+
+    def guide_step(self, x_prev: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        for g in self.guidances:
+            x_prev = g.guide_step(x_prev, ctx)
+        return x_prev
+
+
+def _bind(g: Guidance, model_fn: ModelFn, ctx: GuidanceContext) -> ModelFn:
+    return lambda x, t: g.predict(model_fn, x, t, ctx)
+
+
+def compose(*guidances: Guidance | None) -> Guidance | None:
+    """One guidance from several (None entries dropped); None when there is none."""
+    present = [g for g in guidances if g is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else Compose(*present)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from diffplan.guidance.base import Guidance
+from diffplan.guidance.base import Guidance, GuidanceContext
 
 CondModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -20,7 +20,8 @@ class ClassifierFreeGuidance(Guidance):
         scales: one guidance scale per condition; 0 gives the unconditional prediction, 1 (with one
             condition) the plain conditional one.
 
-    The denoiser must take ``(x, t, cond)``; the extra batch of ``len(conditions) + 1`` copies is the reason
+    The denoiser must take ``(x, t, cond)``, so this guidance is the innermost of a composition (a planner puts
+    its own classifier-free guidance last). The extra batch of ``len(conditions) + 1`` copies is the reason
     guidance costs one call per step, not two or more.
     """
 
@@ -30,7 +31,7 @@ class ClassifierFreeGuidance(Guidance):
             raise ValueError(f"Got {len(conditions)} conditions but {len(scales)} guidance scales; give one each.")
         self.null, self.conditions, self.scales = null, conditions, [float(s) for s in scales]
 
-    def predict(self, model_fn: CondModelFn, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def predict(self, model_fn: CondModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         n = len(self.conditions) + 1
         cond = torch.cat([self.null, *self.conditions], dim=0)
         out = model_fn(x.repeat(n, *[1] * (x.dim() - 1)), t.repeat(n, *[1] * (t.dim() - 1)), cond)

@@ -1,0 +1,32 @@
+"""The JSON form of guidance: ``{"method": ..., <hyper-parameters>, "objective": ...}`` <-> Guidance objects.
+
+The CLI, configs and planner folders (``planner.json`` key ``"guidance"``) all say guidance this way. Methods
+register themselves in ``METHODS`` (name -> import path of a ``from_spec(spec, planner) -> Guidance`` function);
+only diffplan's own builders are looked up, so a spec never imports arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from diffplan.guidance.base import Guidance
+
+if TYPE_CHECKING:
+    from diffplan.planner import Planner
+
+METHODS: dict[str, str] = {}  # filled by the guidance methods (training-free guidance, sample-and-select)
+
+
+def guidance_from_spec(spec: Guidance | dict[str, Any], planner: Planner) -> Guidance:
+    """A Guidance object as is, or the one a JSON spec describes for ``planner``."""
+    if isinstance(spec, Guidance):
+        return spec
+    if not isinstance(spec, dict) or "method" not in spec:
+        raise ValueError(f"A guidance spec is a Guidance object or a dict with a 'method' key, got {spec!r}.")
+    method = spec["method"]
+    if method not in METHODS:
+        known = ", ".join(sorted(METHODS)) or "none yet"
+        raise ValueError(f"Unknown guidance method {method!r}; known methods: {known}.")
+    module_name, _, name = METHODS[method].rpartition(".")
+    return getattr(importlib.import_module(module_name), name)(spec, planner)

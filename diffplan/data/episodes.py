@@ -77,7 +77,7 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
                          f"truncated or corrupt; regenerate it with `diffplan data generate {task.name} "
                          f"--overwrite`.") from err
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # two trainings may build the same cache at once
     np.savez(tmp, **arrays.__dict__)
     os.replace(tmp, cache)
     return arrays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 import diffplan
-from diffplan.configurable import Configurable, resolve_class
+from diffplan.configurable import Configurable, resolve_saved_class
 from diffplan.io import PlannerFolderError, atomic_folder, load_module, read_json, save_module, write_json
 from diffplan.maze import in_free_cell
 from diffplan.tasks import Task, load_task
@@ -186,9 +187,13 @@ class Planner(nn.Module, Configurable):
         return self.act(observation), state
 
     # -- folders --------------------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path, readme: str | None = None, **metadata: Any) -> None:
-        """Write the planner folder atomically: planner.json, one subfolder per component, README.md."""
-        with atomic_folder(path) as tmp:
+    def save_pretrained(self, path: str | Path, readme: str | None = None, overwrite: bool = False,
+                        **metadata: Any) -> None:
+        """Write the planner folder atomically: planner.json, one subfolder per component, README.md.
+
+        Replaces an existing planner folder (a re-export); ``overwrite=True`` also deletes files diffplan did not
+        write inside one. Any other existing path is refused (``diffplan.io.check_replaceable``)."""
+        with atomic_folder(path, overwrite) as tmp:
             for name in self.components:
                 module = getattr(self, name)
                 if isinstance(module, Planner):  # composed planners (e.g. hierarchical levels) nest folders
@@ -203,15 +208,17 @@ class Planner(nn.Module, Configurable):
                 (tmp / "README.md").write_text(readme)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, task: str | Task | None = None, **overrides: Any) -> Planner:
+    def from_pretrained(cls, path: str | Path, task: str | Task | None = None,
+                        allowed_classes: Iterable[str | type] = (), **overrides: Any) -> Planner:
         """Load any planner folder. ``task`` (optional) must match the task it was trained for;
+        ``allowed_classes`` trusts classes outside diffplan that the folder names (import paths or classes);
         ``overrides`` replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``)."""
         path = Path(path)
         if not path.is_dir():
             raise PlannerFolderError(f"Planner folder {path} does not exist.")
         meta = read_json(path / "planner.json")
         try:
-            planner_cls = resolve_class(meta["_class_name"], Planner)
+            planner_cls = resolve_saved_class(meta["_class_name"], Planner, allowed_classes, str(path / "planner.json"))
             saved_task = Task.from_dict(meta["task"])
             config = dict(meta["config"])
             names = list(meta["components"])
@@ -230,8 +237,9 @@ class Planner(nn.Module, Configurable):
         if unknown:
             raise ValueError(f"Unknown planner settings {sorted(unknown)}; known: {sorted(known)}.")
         config.update(overrides)
-        modules = {name: Planner.from_pretrained(path / name) if (path / name / "planner.json").exists()
-                   else load_module(path / name) for name in names}
+        modules = {name: Planner.from_pretrained(path / name, allowed_classes=allowed_classes)
+                   if (path / name / "planner.json").exists() else load_module(path / name, allowed_classes)
+                   for name in names}
         return planner_cls(task=saved_task, **modules, **config)
 
     @staticmethod

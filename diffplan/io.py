@@ -1,4 +1,4 @@
-"""Planner folders: JSON configs + safetensors weights, classes resolved by import path. No pickles."""
+"""Planner folders: JSON configs + safetensors weights (hashed), diffplan classes only, safe atomic replacement."""
 
 from __future__ import annotations
 

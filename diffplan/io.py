@@ -1,26 +1,40 @@
-"""Planner folders: JSON configs + safetensors weights, classes resolved by import path. No pickles."""
+"""Planner folders: JSON configs + safetensors weights (hashed), diffplan classes only, safe atomic replacement."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 from torch import nn
 
-from diffplan.configurable import class_path, resolve_class
+from diffplan.configurable import class_path, resolve_saved_class
 
 CONFIG, WEIGHTS = "config.json", "weights.safetensors"
+SHA256 = "_sha256"  # config.json key: sha256 of weights.safetensors, checked on load when present
+# A folder describes itself as ours by one of these JSON files holding its key; only these names and subfolders
+# of the same kind may sit in a folder that a save replaces without ``overwrite=True``.
+MARKERS = {"planner.json": "_class_name", CONFIG: "_class_name", "schedule.json": "segments"}
+OWN_FILES = {*MARKERS, WEIGHTS, "README.md", "training.json"}
+SCRATCH_MARKER = ".diffplan-scratch"  # JSON {"target", "host", "pid"} of the write, inside each scratch folder
+STALE_SECONDS = 24 * 3600  # scratch folders of other hosts (shared disks) are removed after this age
 
 
 class PlannerFolderError(ValueError):
     """A planner folder is missing, incomplete, corrupt, or made for something else."""
+
+
+class FolderExistsError(PlannerFolderError, FileExistsError):
+    """A save would replace something that is not a folder diffplan wrote."""
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -38,21 +52,28 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def save_module(module: nn.Module, folder: Path) -> None:
-    """``folder/config.json`` ({"_class_name", **module.config}) + ``folder/weights.safetensors``."""
+    """``folder/weights.safetensors`` + ``folder/config.json`` ({"_class_name", "_sha256", **module.config})."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / CONFIG, {"_class_name": class_path(module), **module.config})
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
+    digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+    write_json(folder / CONFIG, {"_class_name": class_path(module), SHA256: digest, **module.config})
 
 
-def load_module(folder: Path) -> nn.Module:
+def load_module(folder: Path, allowed_classes: Iterable[str | type] = ()) -> nn.Module:
+    """Rebuild the module that ``save_module`` wrote; ``allowed_classes`` trusts classes outside diffplan."""
     config = read_json(folder / CONFIG)
-    cls = resolve_class(config.pop("_class_name", ""), nn.Module)
+    cls = resolve_saved_class(config.pop("_class_name", ""), nn.Module, allowed_classes, source=str(folder / CONFIG))
+    expected = config.pop(SHA256, None)  # folders saved before hashes were recorded have none
     weights = folder / WEIGHTS
     if not weights.exists():
         raise PlannerFolderError(f"{weights} is missing: the planner folder is incomplete.")
+    data = weights.read_bytes()
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise PlannerFolderError(f"{weights} is truncated or corrupt: its sha256 differs from the one recorded in "
+                                 f"{folder / CONFIG}; re-download or re-export the planner.")
     try:
-        state = load_file(str(weights))
+        state = load(data)
     except Exception as err:
         raise PlannerFolderError(f"{weights} could not be read ({err}); the file is truncated or corrupt.") from err
     module = cls(**config)
@@ -63,21 +84,103 @@ def load_module(folder: Path) -> nn.Module:
     return module
 
 
-@contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
-    """Yield a scratch folder; on success it replaces ``path`` in one rename, on error it is removed."""
+def _describes_itself(folder: Path) -> bool:
+    for name, key in MARKERS.items():
+        try:
+            if key in json.loads((folder / name).read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            continue
+    return False
+
+
+def _foreign_entries(folder: Path, prefix: str = "") -> list[str]:
+    """Names under ``folder`` that no diffplan save writes (other files, symlinks, folders that are not ours)."""
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        name = prefix + entry.name
+        if entry.is_symlink() or (entry.is_file() and entry.name not in OWN_FILES):
+            foreign.append(name)
+        elif entry.is_dir():
+            foreign += _foreign_entries(entry, name + "/") if _describes_itself(entry) else [name + "/"]
+    return foreign
+
+
+def check_replaceable(path: str | Path, overwrite: bool = False) -> None:
+    """Raise ``FolderExistsError`` unless a save may replace ``path``.
+
+    Rules: a missing path or an empty folder may be written. A folder diffplan wrote (planner.json or
+    config.json with ``_class_name``, or a schedule.json, at every level) holding nothing else is replaced, as a
+    re-export. A diffplan folder that also holds other files (a run root with checkpoints/, user notes) is replaced
+    only with ``overwrite=True``, which deletes those files. Anything else (a file, a symlink, a folder of user
+    files) is never replaced: pick another path or remove it yourself.
+    """
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise FolderExistsError(f"{path} exists and is not a folder; save to another path or remove it yourself.")
+    if not any(path.iterdir()):
+        return
+    if not _describes_itself(path):
+        raise FolderExistsError(f"{path} exists and is not a planner folder, so diffplan will not replace it; "
+                                f"save to a new path or remove the folder yourself.")
+    foreign = _foreign_entries(path)
+    if foreign and not overwrite:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FolderExistsError(f"{path} is a planner folder but also holds files diffplan did not write ({shown}); "
+                                f"save to a new path, move them out, or pass overwrite=True to delete them.")
+
+
+def _is_stale_scratch(entry: Path, target: Path) -> bool:
+    """Whether ``entry`` is a scratch folder of a write of ``target`` whose writer died (or is a day old)."""
+    try:
+        writer = json.loads((entry / SCRATCH_MARKER).read_text())
+        age = time.time() - (entry / SCRATCH_MARKER).stat().st_mtime
+        if entry.is_symlink() or writer.get("target") != target.name:
+            return False
+        if age > STALE_SECONDS:
+            return True
+        if writer.get("host") != socket.gethostname():
+            return False
+        os.kill(int(writer["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False  # no readable marker: not our scratch folder, or one still being set up
+    return False
+
+
+def _clean_stale_scratch(path: Path) -> None:
+    """Remove scratch folders of killed writes of ``path``, restoring a previous version a killed swap left."""
+    for entry in path.parent.iterdir():
+        if not entry.name.startswith(f".{path.name}-") or not _is_stale_scratch(entry, path):
+            continue
+        if (entry / "old").is_dir() and not path.exists():
+            os.replace(entry / "old", path)  # the write was killed between the two renames of a swap
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty scratch folder; on success it replaces ``path`` by rename, on error it is removed.
+
+    ``path`` must be replaceable (see ``check_replaceable``; checked before and after the write). Scratch folders
+    ``.NAME-*`` beside ``path`` carry a marker naming their writer; those of dead writers are removed here.
+    """
+    path = Path(path)
+    if path.parent.is_dir():
+        _clean_stale_scratch(path)
+    check_replaceable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    scratch.chmod(0o755)  # mkdtemp makes 0700 folders; a planner folder is ordinary shared data
     try:
-        yield scratch
+        write_json(scratch / SCRATCH_MARKER, {"target": path.name, "host": socket.gethostname(), "pid": os.getpid()})
+        (scratch / "new").mkdir()
+        yield scratch / "new"
+        check_replaceable(path, overwrite)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}-old-", dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(scratch, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(scratch, path)
+            os.replace(path, scratch / "old")
+        os.replace(scratch / "new", path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

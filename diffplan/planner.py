@@ -8,6 +8,7 @@ recent observations) and picks actions with an action source (``diffplan.action_
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from torch import nn
 
 import diffplan
 from diffplan.action_sources import make_action_source
-from diffplan.configurable import Configurable, resolve_class
+from diffplan.configurable import Configurable, resolve_saved_class
 from diffplan.guidance.base import Guidance, compose
 from diffplan.io import PlannerFolderError, atomic_folder, load_module, read_json, save_module, write_json
 from diffplan.tasks import Task, load_task
@@ -336,9 +337,13 @@ class Planner(nn.Module, Configurable):
         return self.act(observation), state
 
     # -- folders --------------------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path, readme: str | None = None, **metadata: Any) -> None:
-        """Write the planner folder atomically: planner.json, one subfolder per component, README.md."""
-        with atomic_folder(path) as tmp:
+    def save_pretrained(self, path: str | Path, readme: str | None = None, overwrite: bool = False,
+                        **metadata: Any) -> None:
+        """Write the planner folder atomically: planner.json, one subfolder per component, README.md.
+
+        Replaces an existing planner folder (a re-export); ``overwrite=True`` also deletes files diffplan did not
+        write inside one. Any other existing path is refused (``diffplan.io.check_replaceable``)."""
+        with atomic_folder(path, overwrite) as tmp:
             for name in self.components:
                 module = getattr(self, name)
                 if isinstance(module, Planner):  # composed planners (e.g. hierarchical levels) nest folders
@@ -354,13 +359,14 @@ class Planner(nn.Module, Configurable):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, task: str | Task | None = None, guidance: Guidance | dict | None = None,
-                        **overrides: Any) -> Planner:
+                        allowed_classes: Iterable[str | type] = (), **overrides: Any) -> Planner:
         """Load any planner folder.
 
         Args:
             task: optional; must match the task it was trained for.
             guidance: a Guidance object (or its JSON spec) that ``act`` steers with; default: the folder's own
                 ``"guidance"`` spec, if it has one.
+            allowed_classes: trust these classes outside diffplan that the folder names (import paths or classes).
             overrides: replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``).
         """
         path = Path(path)
@@ -368,7 +374,7 @@ class Planner(nn.Module, Configurable):
             raise PlannerFolderError(f"Planner folder {path} does not exist.")
         meta = read_json(path / "planner.json")
         try:
-            planner_cls = resolve_class(meta["_class_name"], Planner)
+            planner_cls = resolve_saved_class(meta["_class_name"], Planner, allowed_classes, str(path / "planner.json"))
             saved_task = Task.from_dict(meta["task"])
             config = dict(meta["config"])
             names = list(meta["components"])
@@ -387,8 +393,9 @@ class Planner(nn.Module, Configurable):
         if unknown:
             raise ValueError(f"Unknown planner settings {sorted(unknown)}; known: {sorted(known)}.")
         config.update(overrides)
-        modules = {name: Planner.from_pretrained(path / name) if (path / name / "planner.json").exists()
-                   else load_module(path / name) for name in names}
+        modules = {name: Planner.from_pretrained(path / name, allowed_classes=allowed_classes)
+                   if (path / name / "planner.json").exists() else load_module(path / name, allowed_classes)
+                   for name in names}
         planner = planner_cls(task=saved_task, **modules, **config)
         spec = guidance if guidance is not None else meta.get("guidance")
         if spec is not None:

@@ -8,6 +8,7 @@ recent observations) and picks actions with an action source (``diffplan.action_
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -158,7 +159,7 @@ class Planner(nn.Module, Configurable):
     @property
     def device(self) -> torch.device:
         """Where the planner's weights live; plans, noise and generators follow it."""
-        for tensor in [*self.parameters(), *self.buffers()]:
+        for tensor in itertools.chain(self.parameters(), self.buffers()):  # the first one is enough
             return tensor.device
         return torch.device("cpu")
 
@@ -284,7 +285,8 @@ class Planner(nn.Module, Configurable):
 
     def _observe(self, x: torch.Tensor) -> None:
         """Per-env state follows the batch; the newest observation is appended to each env's history."""
-        b, device = x.shape[0], self.device
+        b = x.shape[0]
+        device = self._since_plan.device if self._since_plan is not None else self.device
         if self._since_plan is None or self._since_plan.shape[0] != b:
             self.current_plan = None
             self._since_plan = torch.zeros(b, dtype=torch.long, device=device)

@@ -30,7 +30,57 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
     assert float(rows[0]["plan_ms_b1"]) > 0
     # open loop (one plan per 100 steps): a step costs far less than a plan
     assert 0 < float(rows[0]["act_ms_b1"]) < float(rows[0]["plan_ms_b1"])
-    assert (tmp_path / "figures" / "planner-pointmaze-umaze.png").stat().st_size > 10_000
+    assert rows[0]["planner"] == "run"  # runs/<run>/planner is named by its run folder
+    assert (tmp_path / "figures" / "run-pointmaze-umaze.png").stat().st_size > 10_000
+
+
+def test_evaluate_writes_outside_the_tracked_benchmarks_by_default(diffuser_planner, tmp_path, monkeypatch):
+    diffuser_planner.save_pretrained(tmp_path / "umaze-small" / "planner")
+    monkeypatch.chdir(tmp_path)
+    main(["evaluate", "umaze-small/planner", "--episodes", "1", "--num-envs", "1", "--quiet"])
+    rows = read_rows(tmp_path / "runs" / "eval" / "pointmaze" / "results.csv")
+    assert [r["planner"] for r in rows] == ["umaze-small"]
+    assert (tmp_path / "runs" / "eval" / "pointmaze" / "figures" / "umaze-small-pointmaze-umaze.png").exists()
+    assert not (tmp_path / "benchmarks").exists()
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--num-envs", "0"], "--num-envs must be at least 1, got 0"),
+    (["--episodes", "-1"], "--episodes must be at least 1, got -1"),
+    (["--set", "foo"], "--set expects KEY=VALUE"),
+    (["--set", "num_inference_steps=ten"], "--set num_inference_steps='ten': expected type int"),
+    (["--set", "action_source=teleport"], "--set action_source=teleport: action_source must be one of"),
+    (["--set", "num_inference_step=5"], "Unknown planner settings ['num_inference_step']"),
+])
+def test_bad_evaluate_arguments_are_one_clear_line(diffuser_planner, tmp_path, capsys, args, message):
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    err = one_line_error(capsys, ["evaluate", str(tmp_path / "planner"), "--no-record", *args])
+    assert err.startswith("diffplan: error: ") and message in err
+
+
+def test_set_values_are_json_else_strings():
+    from diffplan.cli import _parse_overrides
+
+    assert _parse_overrides(["n=5", "scale=0.5", "jit=true", "dims=[0, 1]", "source=tracker", "empty="]) == {
+        "n": 5, "scale": 0.5, "jit": True, "dims": [0, 1], "source": "tracker", "empty": ""}
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["data", "generate"]])
+def test_help_lists_the_tasks_and_defaults(capsys, command):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pointmaze-umaze" in out and "hopper-medium" in out
+    if command == ["evaluate"]:
+        assert "(default: 20)" in out and "(default: 10)" in out and "--notes" in out
 
 
 def test_fit_hierarchical_from_the_command_line(tiny_dataset, tmp_path):

@@ -12,48 +12,6 @@ from typing import Any
 RESULTS_DEFAULT = "runs/eval/{suite}/results.csv"
 
 
-def _fit(argv: list[str], from_command_line: bool) -> None:
-    import lightning as L
-    from lightning.pytorch.cli import LightningCLI
-
-    from diffplan.data.datamodule import PlanningDataModule
-
-    class DiffplanCLI(LightningCLI):
-        """LightningCLI whose model is built with the datamodule's fitted normalizer, horizon and goal dims;
-        ``--export DIR`` writes the planner folder after training (with the EMA weights)."""
-
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.link_arguments("data", "model.init_args.normalizer", apply_on="instantiate",
-                                  compute_fn=lambda dm: dm.normalizer)
-            parser.link_arguments("data", "model.init_args.horizon", apply_on="instantiate",
-                                  compute_fn=lambda dm: dm.horizon)
-            parser.link_arguments("data", "model.init_args.goal_dims", apply_on="instantiate",
-                                  compute_fn=lambda dm: dm.task.goal_dims)
-            parser.add_argument("--export", type=str | None, default=None,
-                                help="Write the trained planner folder here after fit.")
-            parser.add_argument("--planner", type=dict, default={},
-                                help="Planner settings for the export (action_source, num_inference_steps, ...).")
-
-        def before_fit(self) -> None:
-            print(self.datamodule.describe())
-            self._t0 = time.perf_counter()
-
-        def after_fit(self) -> None:
-            minutes = (time.perf_counter() - self._t0) / 60
-            export = self.config[self.subcommand].get("export")
-            if export and self.trainer.is_global_zero:
-                kwargs = dict(self.config[self.subcommand].get("planner") or {})
-                planner = self.model.cpu().to_planner(self.datamodule.task, self.datamodule.stride, **kwargs)
-                planner.save_pretrained(export, train_minutes=round(minutes, 2),
-                                        train_steps=int(self.trainer.global_step),
-                                        dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *argv]))
-                print(f"planner written to {export} ({self.trainer.global_step} steps, {minutes:.1f} min)")
-
-    DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                args=None if from_command_line else argv,
-                save_config_kwargs={"overwrite": True})
-
-
 def _data(args: argparse.Namespace) -> None:
     from diffplan.data.recipes import generate_dataset
     from diffplan.tasks import load_task
@@ -151,7 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("fit", "validate"):
-        _fit(argv, from_command_line)
+        from diffplan.training import FitError, fit
+
+        try:
+            fit(argv, from_command_line)
+        except FitError as err:
+            print(f"usage: diffplan {argv[0]} [--config CONFIG] [--model ...] [--data ...] [--trainer.* ...] "
+                  f"[--export DIR] [--planner JSON] [--ckpt_path PATH]  (`diffplan {argv[0]} --help` lists all)",
+                  file=sys.stderr)
+            print(f"diffplan: error: {err}", file=sys.stderr)
+            sys.exit(2)
         return
     parser = argparse.ArgumentParser(prog="diffplan", description="Diffusion planners on Minari datasets.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -124,3 +124,66 @@ def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_dataset, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout or "ddp" in (proc.stderr + proc.stdout).lower()
     assert (tmp_path / "planner" / "planner.json").exists()
+
+
+SMALL = '{"dim": 8, "dim_mults": [1, 2]}'
+LEVEL = '{"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}'
+MODELS = {
+    "diffuser": ["--model", "diffplan.algorithms.diffuser.Diffuser", "--model.denoiser_kwargs", SMALL,
+                 "--data", "diffplan.data.datamodule.PlanningDataModule", "--data.horizon", "16", "--data.stride", "2"],
+    "decision_diffuser": ["--model", "diffplan.algorithms.decision_diffuser.DecisionDiffuser",
+                          "--model.denoiser_kwargs", SMALL, "--data", "diffplan.data.datamodule.PlanningDataModule",
+                          "--data.horizon", "8", "--data.stride", "1"],
+    "hierarchical": ["--model", "diffplan.algorithms.hierarchical.HierarchicalDiffuser", "--model.jump", "3",
+                     "--model.high_kwargs", LEVEL, "--model.low_kwargs", LEVEL,
+                     "--data", "diffplan.algorithms.hierarchical.HierarchicalDataModule", "--data.horizon", "4",
+                     "--data.jump", "3"],
+}
+
+
+def fit_args(tmp_path, model: str = "diffuser", *extra: str) -> list[str]:
+    return ["fit", *MODELS[model], "--data.task", "pointmaze-umaze", "--data.batch_size", "8",
+            "--data.progress", "false", "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--export", str(tmp_path / "planner"), *extra]
+
+
+def fit_error(capsys, argv: list[str]) -> str:
+    """The fit error ends with a one-line usage, then ``diffplan: error: <cause>``."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and lines[-2].startswith("usage: diffplan fit"), lines
+    assert lines[-1].startswith("diffplan: error: ") and not any(line.startswith("  ") for line in lines), lines
+    return lines[-1]
+
+
+@pytest.mark.parametrize(("model", "planner", "typo"), [
+    ("diffuser", '{"num_inference_step": 5}', "num_inference_step"),
+    ("decision_diffuser", '{"num_inference_steps": 5, "guidance_scal": 1.2}', "guidance_scal"),
+    ("hierarchical", '{"high": {"num_inference_step": 3}}', "num_inference_step"),
+    ("hierarchical", '{"low": {"num_inference_steps": 3}, "replan_evry": 4}', "replan_evry"),
+])
+def test_a_typo_in_planner_settings_fails_before_training(tiny_dataset, tmp_path, capsys, model, planner, typo):
+    err = fit_error(capsys, fit_args(tmp_path, model, "--planner", planner))
+    assert "--planner" in err and typo in err
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "planner").exists()  # nothing trained
+
+
+def test_max_steps_zero_is_refused(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--trainer.max_steps", "0"])
+    assert "no optimizer step" in err and not (tmp_path / "planner").exists()
+
+
+def test_resume_from_last_without_a_checkpoint_says_where_it_looked(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--ckpt_path", "last"])
+    assert "no last checkpoint found in" in err and str(tmp_path) in err and not (tmp_path / "planner").exists()
+
+
+def test_a_bad_fit_argument_ends_with_its_cause(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--model.horizn", "3"])
+    assert "horizn" in err and "is not accepted" in err
+    err = fit_error(capsys, [*fit_args(tmp_path), "--trainer.max_stepz", "3"])
+    assert "unrecognized arguments: --trainer.max_stepz 3" in err
+    err = fit_error(capsys, [*fit_args(tmp_path), "--data.task", "pointmaze-nowhere"])
+    assert "Unknown task 'pointmaze-nowhere'" in err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -101,8 +103,19 @@ class DiffplanCLI(LightningCLI):
                        f"--ckpt_path runs/<run>/checkpoints/last.ckpt, or drop --ckpt_path to start anew.")
 
 
+def quiet_lightning() -> None:
+    """Hide what a diffplan user cannot act on: Lightning's cloud-product tips and its own deprecation notice."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # added once per process
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip:")
+
+
 def fit(argv: list[str], from_command_line: bool) -> None:
     """Run ``diffplan fit|validate ...``; raises ``FitError`` (one line) for what the user must fix."""
+    quiet_lightning()
     try:
         DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                     args=None if from_command_line else argv, save_config_kwargs={"overwrite": True},

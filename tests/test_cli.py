@@ -11,7 +11,7 @@ from diffplan.cli import main
 from diffplan.evaluation.results import read_rows
 
 
-def test_fit_export_evaluate(tiny_dataset, tmp_path):
+def test_fit_export_evaluate(tiny_dataset, tmp_path, caplog, recwarn):
     out = tmp_path / "run"
     main(["fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--model.num_train_timesteps", "20",
@@ -22,6 +22,8 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
           "--trainer.default_root_dir", str(out), "--export", str(out / "planner"),
           "--planner", '{"num_inference_steps": 3}'])
     assert (out / "planner" / "planner.json").exists()
+    assert not [r for r in caplog.records if "Tip:" in r.getMessage()]  # Lightning's product tips are hidden
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
     results = tmp_path / "results.csv"
     main(["evaluate", str(out / "planner"), "--task", "pointmaze-umaze", "--episodes", "2", "--num-envs", "2",
           "--results", str(results), "--quiet", "--set", "replan_every=100"])

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+from types import ModuleType
 
 import gymnasium as gym
 
 from diffplan.tasks import Task
 
 _registered = False
+ADROIT_NOTICE = "AdroitHandRelocateDense-v1, AdroitHandHammerDense-v1, AdroitHandDoorDense-v1 environment's reward"
+
+
+def import_gymnasium_robotics() -> ModuleType:
+    """Import gymnasium-robotics without its notice about Adroit envs we never use; other output passes."""
+    if "gymnasium_robotics" in sys.modules:
+        return sys.modules["gymnasium_robotics"]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        import gymnasium_robotics
+    for captured, stream in ((out, sys.stdout), (err, sys.stderr)):
+        text = "".join(line for line in captured.getvalue().splitlines(keepends=True) if ADROIT_NOTICE not in line)
+        stream.write(text)
+    return gymnasium_robotics
 
 
 def register_envs() -> None:
-    """Register gymnasium-robotics envs once (its import prints an unrelated Adroit warning; we hide it)."""
+    """Register gymnasium-robotics envs once."""
     global _registered
     if not _registered:
-        with contextlib.redirect_stdout(io.StringIO()):
-            import gymnasium_robotics
-
-        gym.register_envs(gymnasium_robotics)
+        gym.register_envs(import_gymnasium_robotics())
         _registered = True
 
 

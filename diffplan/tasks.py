@@ -10,7 +10,17 @@ from typing import Any
 
 import yaml
 
-ENVS_DIR = Path(os.environ.get("DIFFPLAN_ENVS_DIR", Path(__file__).resolve().parent.parent / "envs"))
+
+def _find_envs_dir() -> Path:
+    """``$DIFFPLAN_ENVS_DIR``, else the cards shipped in the wheel (``diffplan/envs``), else the repo's ``envs/``."""
+    if "DIFFPLAN_ENVS_DIR" in os.environ:
+        return Path(os.environ["DIFFPLAN_ENVS_DIR"])
+    package = Path(__file__).resolve().parent
+    shipped = package / "envs"
+    return shipped if any(shipped.glob("*.yaml")) else package.parent / "envs"
+
+
+ENVS_DIR = _find_envs_dir()
 
 
 @dataclass(frozen=True)

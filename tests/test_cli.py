@@ -11,7 +11,7 @@ from diffplan.cli import main
 from diffplan.evaluation.results import read_rows
 
 
-def test_fit_export_evaluate(tiny_dataset, tmp_path):
+def test_fit_export_evaluate(tiny_dataset, tmp_path, caplog, recwarn):
     out = tmp_path / "run"
     main(["fit", "--model", "diffplan.algorithms.diffuser.Diffuser",
           "--model.denoiser_kwargs", '{"dim": 8, "dim_mults": [1, 2]}', "--model.num_train_timesteps", "20",
@@ -22,6 +22,8 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
           "--trainer.default_root_dir", str(out), "--export", str(out / "planner"),
           "--planner", '{"num_inference_steps": 3}'])
     assert (out / "planner" / "planner.json").exists()
+    assert not [r for r in caplog.records if "Tip:" in r.getMessage()]  # Lightning's product tips are hidden
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]
     results = tmp_path / "results.csv"
     main(["evaluate", str(out / "planner"), "--task", "pointmaze-umaze", "--episodes", "2", "--num-envs", "2",
           "--results", str(results), "--quiet", "--set", "replan_every=100"])
@@ -30,7 +32,57 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path):
     assert float(rows[0]["plan_ms_b1"]) > 0
     # open loop (one plan per 100 steps): a step costs far less than a plan
     assert 0 < float(rows[0]["act_ms_b1"]) < float(rows[0]["plan_ms_b1"])
-    assert (tmp_path / "figures" / "planner-pointmaze-umaze.png").stat().st_size > 10_000
+    assert rows[0]["planner"] == "run"  # runs/<run>/planner is named by its run folder
+    assert (tmp_path / "figures" / "run-pointmaze-umaze.png").stat().st_size > 10_000
+
+
+def test_evaluate_writes_outside_the_tracked_benchmarks_by_default(diffuser_planner, tmp_path, monkeypatch):
+    diffuser_planner.save_pretrained(tmp_path / "umaze-small" / "planner")
+    monkeypatch.chdir(tmp_path)
+    main(["evaluate", "umaze-small/planner", "--episodes", "1", "--num-envs", "1", "--quiet"])
+    rows = read_rows(tmp_path / "runs" / "eval" / "pointmaze" / "results.csv")
+    assert [r["planner"] for r in rows] == ["umaze-small"]
+    assert (tmp_path / "runs" / "eval" / "pointmaze" / "figures" / "umaze-small-pointmaze-umaze.png").exists()
+    assert not (tmp_path / "benchmarks").exists()
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--num-envs", "0"], "--num-envs must be at least 1, got 0"),
+    (["--episodes", "-1"], "--episodes must be at least 1, got -1"),
+    (["--set", "foo"], "--set expects KEY=VALUE"),
+    (["--set", "num_inference_steps=ten"], "--set num_inference_steps='ten': expected type int"),
+    (["--set", "action_source=teleport"], "--set action_source=teleport: action_source must be one of"),
+    (["--set", "num_inference_step=5"], "Unknown planner settings ['num_inference_step']"),
+])
+def test_bad_evaluate_arguments_are_one_clear_line(diffuser_planner, tmp_path, capsys, args, message):
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    err = one_line_error(capsys, ["evaluate", str(tmp_path / "planner"), "--no-record", *args])
+    assert err.startswith("diffplan: error: ") and message in err
+
+
+def test_set_values_are_json_else_strings():
+    from diffplan.cli import _parse_overrides
+
+    assert _parse_overrides(["n=5", "scale=0.5", "jit=true", "dims=[0, 1]", "source=tracker", "empty="]) == {
+        "n": 5, "scale": 0.5, "jit": True, "dims": [0, 1], "source": "tracker", "empty": ""}
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["data", "generate"]])
+def test_help_lists_the_tasks_and_defaults(capsys, command):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pointmaze-umaze" in out and "hopper-medium" in out
+    if command == ["evaluate"]:
+        assert "(default: 20)" in out and "(default: 10)" in out and "--notes" in out
 
 
 def test_fit_hierarchical_from_the_command_line(tiny_dataset, tmp_path):
@@ -75,3 +127,66 @@ def test_fit_runs_under_ddp_with_two_cpu_processes(tiny_dataset, tmp_path):
     log = proc.stderr + proc.stdout
     assert "MEMBER: 2/2" in log and "Starting with 2 processes" in log, log[-2000:]
     assert (tmp_path / "planner" / "planner.json").exists()
+
+
+SMALL = '{"dim": 8, "dim_mults": [1, 2]}'
+LEVEL = '{"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}'
+MODELS = {
+    "diffuser": ["--model", "diffplan.algorithms.diffuser.Diffuser", "--model.denoiser_kwargs", SMALL,
+                 "--data", "diffplan.data.datamodule.PlanningDataModule", "--data.horizon", "16", "--data.stride", "2"],
+    "decision_diffuser": ["--model", "diffplan.algorithms.decision_diffuser.DecisionDiffuser",
+                          "--model.denoiser_kwargs", SMALL, "--data", "diffplan.data.datamodule.PlanningDataModule",
+                          "--data.horizon", "8", "--data.stride", "1"],
+    "hierarchical": ["--model", "diffplan.algorithms.hierarchical.HierarchicalDiffuser", "--model.jump", "3",
+                     "--model.high_kwargs", LEVEL, "--model.low_kwargs", LEVEL,
+                     "--data", "diffplan.algorithms.hierarchical.HierarchicalDataModule", "--data.horizon", "4",
+                     "--data.jump", "3"],
+}
+
+
+def fit_args(tmp_path, model: str = "diffuser", *extra: str) -> list[str]:
+    return ["fit", *MODELS[model], "--data.task", "pointmaze-umaze", "--data.batch_size", "8",
+            "--data.progress", "false", "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path), "--export", str(tmp_path / "planner"), *extra]
+
+
+def fit_error(capsys, argv: list[str]) -> str:
+    """The fit error ends with a one-line usage, then ``diffplan: error: <cause>``."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and lines[-2].startswith("usage: diffplan fit"), lines
+    assert lines[-1].startswith("diffplan: error: ") and not any(line.startswith("  ") for line in lines), lines
+    return lines[-1]
+
+
+@pytest.mark.parametrize(("model", "planner", "typo"), [
+    ("diffuser", '{"num_inference_step": 5}', "num_inference_step"),
+    ("decision_diffuser", '{"num_inference_steps": 5, "guidance_scal": 1.2}', "guidance_scal"),
+    ("hierarchical", '{"high": {"num_inference_step": 3}}', "num_inference_step"),
+    ("hierarchical", '{"low": {"num_inference_steps": 3}, "replan_evry": 4}', "replan_evry"),
+])
+def test_a_typo_in_planner_settings_fails_before_training(tiny_dataset, tmp_path, capsys, model, planner, typo):
+    err = fit_error(capsys, fit_args(tmp_path, model, "--planner", planner))
+    assert "--planner" in err and typo in err
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "planner").exists()  # nothing trained
+
+
+def test_max_steps_zero_is_refused(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--trainer.max_steps", "0"])
+    assert "no optimizer step" in err and not (tmp_path / "planner").exists()
+
+
+def test_resume_from_last_without_a_checkpoint_says_where_it_looked(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--ckpt_path", "last"])
+    assert "no last checkpoint found in" in err and str(tmp_path) in err and not (tmp_path / "planner").exists()
+
+
+def test_a_bad_fit_argument_ends_with_its_cause(tiny_dataset, tmp_path, capsys):
+    err = fit_error(capsys, [*fit_args(tmp_path), "--model.horizn", "3"])
+    assert "horizn" in err and "is not accepted" in err
+    err = fit_error(capsys, [*fit_args(tmp_path), "--trainer.max_stepz", "3"])
+    assert "unrecognized arguments: --trainer.max_stepz 3" in err
+    err = fit_error(capsys, [*fit_args(tmp_path), "--data.task", "pointmaze-nowhere"])
+    assert "Unknown task 'pointmaze-nowhere'" in err

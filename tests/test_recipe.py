@@ -64,9 +64,14 @@ def test_zero_steps_fails_and_writes_nothing(umaze):
     assert not dataset_exists("diffplan/test/zero-v0")
 
 
-def test_existing_dataset_is_not_overwritten_silently(tiny_dataset, umaze):
+def test_existing_dataset_is_not_overwritten_silently(tiny_dataset, umaze, monkeypatch):
+    from diffplan.data.recipes import pointmaze
+
+    collected = []
+    monkeypatch.setattr(pointmaze, "collect", lambda *a, **k: collected.append(1))
     with pytest.raises(FileExistsError, match="--overwrite"):
         generate_dataset(umaze, steps=100, seed=7, progress=False, reference_episodes=1)
+    assert collected == []  # refused before the collection, not after it
 
 
 def test_failed_write_leaves_no_dataset(umaze, monkeypatch):

@@ -65,7 +65,8 @@ D4RL's expert constant). Where the settings come from: {row['notes']} (validatio
 ```bash
 diffplan data generate {task.name}
 diffplan fit --config benchmarks/locomotion/configs/{config}.yaml
-diffplan evaluate runs/{config}/planner --task {task.name} --episodes 10 --seed 1000 --num-envs 5
+diffplan evaluate runs/{config}/planner --task {task.name} --episodes 10 --seed 1000 --num-envs 5 \\
+    --results benchmarks/locomotion/results.csv
 ```
 
 ## Use

@@ -20,7 +20,8 @@ for env in ${@:-hopper walker2d halfcheetah}; do
     done
     [ -f "runs/dd-$env-medium/planner/planner.json" ] || diffplan fit --config "benchmarks/locomotion/configs/dd-$env-medium.yaml"
     diffplan evaluate "runs/dd-$env-medium/planner" --task "$env-medium" --episodes 10 --seed 1000 \
-        --num-envs 5 --name "dd-$env-medium"
+        --num-envs 5 --name "dd-$env-medium" \
+        --results benchmarks/locomotion/results.csv
     if python -c "import d3rlpy" 2>/dev/null; then
         python benchmarks/locomotion/baselines.py "$env-medium" --algo bc --steps 20000
     fi

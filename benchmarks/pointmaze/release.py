@@ -53,7 +53,8 @@ def main() -> None:
 diffplan data generate {task.name}
 diffplan fit --config {args.config}
 python benchmarks/pointmaze/select_tracker.py {args.planner}
-diffplan evaluate {args.planner} --task {task.name} --episodes {row['episodes']} --seed {row['seed']}
+diffplan evaluate {args.planner} --task {task.name} --episodes {row['episodes']} --seed {row['seed']} \\
+    --results {args.results}
 python benchmarks/pointmaze/release.py {args.planner} {args.name} --config {args.config}
 ```
 

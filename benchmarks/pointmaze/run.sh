@@ -11,6 +11,6 @@ for maze in ${@:-umaze medium large}; do
     diffplan fit --config "benchmarks/pointmaze/configs/$family-$maze.yaml"
     python benchmarks/pointmaze/select_tracker.py "runs/$family-$maze/planner"
     diffplan evaluate "runs/$family-$maze/planner" --task "pointmaze-$maze" --episodes 100 --seed 1000 \
-        --name "$family-$maze"
+        --name "$family-$maze" --results benchmarks/pointmaze/results.csv
     python benchmarks/pointmaze/speed.py runs/*-"$maze"/planner
 done

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from diffplan.data.episodes import load_episodes
 from diffplan.data.normalizer import Normalizer
+from diffplan.data.sampler import ResumableSampler
 from diffplan.data.windows import TrajectoryWindows
 from diffplan.tasks import Task, load_task
 
@@ -40,6 +41,7 @@ class PlanningDataModule(L.LightningDataModule):
         self.horizon = int(horizon or self.task.defaults.get("horizon", 32))
         self.stride = int(stride or self.task.defaults.get("stride", 1))
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self._resume: dict[str, int] | None = None  # set from a checkpoint by load_state_dict
         self.episodes = load_episodes(self.dataset_id, self.task, progress=progress)
         if termination_penalty is None:
             termination_penalty = float(self.task.defaults.get("termination_penalty", 0.0))
@@ -63,10 +65,35 @@ class PlanningDataModule(L.LightningDataModule):
         return self.episodes.act_dim
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.windows, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, generator=generator,
+        return self.loader(self.windows)
+
+    def loader(self, windows: TrajectoryWindows, seed_offset: int = 0) -> DataLoader:
+        """Shuffled batches of ``windows`` (seed ``seed + seed_offset``) that resume mid-epoch from a checkpoint."""
+        trainer = self.trainer
+        sampler = ResumableSampler(windows, trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0,
+                                   seed=self.seed + seed_offset)
+        if self._resume is not None:
+            sampler.resume(self._resume["epoch"], self._resume["batches"], self.batch_size)
+        # its own generator: making the iterator must not draw from the global RNG that the training step uses
+        return DataLoader(windows, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed),
                           persistent_workers=self.num_workers > 0)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in the data (saved in Lightning checkpoints): epoch, batches done in it, seed."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        epoch, batches = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if batches >= trainer.num_training_batches:
+            epoch, batches = epoch + 1, 0
+        return {"epoch": epoch, "batches": batches, "seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if state_dict and state_dict["seed"] != self.seed:
+            raise ValueError(f"The checkpoint was trained with data seed {state_dict['seed']}, this run has seed "
+                             f"{self.seed}; resume with --data.seed {state_dict['seed']}.")
+        self._resume = state_dict or None
 
     def describe(self) -> str:
         e = self.episodes

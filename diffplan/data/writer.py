@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import minari
 from minari.storage.datasets_root_dir import get_dataset_path
+
+from diffplan.scratch import clean_stale, make_scratch
 
 
 def datasets_root() -> Path:
@@ -25,19 +26,26 @@ def dataset_exists(dataset_id: str) -> bool:
     return (dataset_dir(dataset_id) / "data" / "metadata.json").exists()
 
 
+def check_writable(dataset_id: str, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` if ``dataset_id`` exists and may not be replaced; cheap, call it before collecting."""
+    if dataset_exists(dataset_id) and not overwrite:
+        raise FileExistsError(f"Dataset {dataset_id!r} already exists in {datasets_root()}. Pass --overwrite to "
+                              f"regenerate it, or --dataset-id to write it under another id.")
+
+
 def write_dataset(dataset_id: str, overwrite: bool, **create_kwargs: Any) -> minari.MinariDataset:
     """``minari.create_dataset_from_buffers`` into a scratch root, then an atomic rename into the real root.
 
     A crash or a bad argument never leaves a half-written dataset under ``dataset_id``; an existing dataset is
-    replaced only with ``overwrite=True`` and only after the new one was written completely.
+    replaced only with ``overwrite=True`` and only after the new one was written completely. Scratch folders of a
+    killed earlier write are removed first (see ``diffplan.scratch``).
     """
     root = datasets_root()
     final = root / dataset_id
-    if dataset_exists(dataset_id) and not overwrite:
-        raise FileExistsError(f"Dataset {dataset_id!r} already exists in {root}. Pass --overwrite to regenerate it, "
-                              f"or --dataset-id to write it under another id.")
+    check_writable(dataset_id, overwrite)
     root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".diffplan-write-", dir=root))
+    clean_stale(root)
+    scratch = make_scratch(root)
     previous = os.environ.get("MINARI_DATASETS_PATH")
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(scratch)
@@ -48,7 +56,7 @@ def write_dataset(dataset_id: str, overwrite: bool, **create_kwargs: Any) -> min
         _copy_namespace_metadata(scratch, root, dataset_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            trash = Path(tempfile.mkdtemp(prefix=".diffplan-old-", dir=root))
+            trash = make_scratch(root, restore_to=final)
             os.replace(final, trash / "old")
             os.replace(scratch / dataset_id, final)
             shutil.rmtree(trash, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from diffplan.data.writer import check_writable
 from diffplan.tasks import Task
 
 
@@ -26,6 +27,8 @@ def generate_dataset(task: Task, steps: int | None = None, seed: int | None = No
     params.pop("seed", None)
     if steps <= 0:
         raise ValueError(f"--steps must be a positive number of environment steps, got {steps}.")
+    dataset_id = dataset_id or task.dataset.local_id
+    check_writable(dataset_id, overwrite)  # before the collection, which may take hours
     recipe = importlib.import_module(task.dataset.recipe)
-    return recipe.generate(task, steps=steps, seed=seed, dataset_id=dataset_id or task.dataset.local_id,
+    return recipe.generate(task, steps=steps, seed=seed, dataset_id=dataset_id,
                            overwrite=overwrite, progress=progress, **params)

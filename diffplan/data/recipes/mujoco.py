@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from minari.data_collector import EpisodeBuffer
-from minari.utils import RandomPolicy, get_average_reference_score
+from minari.utils import RandomPolicy
 from tqdm.auto import tqdm
 
 from diffplan.data.recipes.behavior import BehaviorPolicy
+from diffplan.data.recipes.reference import reference_score
 from diffplan.data.writer import write_dataset
 from diffplan.environments import make_env, make_eval_env
 from diffplan.io import load_module
@@ -121,7 +122,8 @@ def generate(task: Task, steps: int, seed: int, dataset_id: str, overwrite: bool
     buffers = collect_segments(task, segments, seed, max_episode_steps, progress, drop_partial=not replay)
     eval_env = make_eval_env(task)
     eval_env.action_space.seed(seed)
-    ref_min = get_average_reference_score(eval_env, RandomPolicy(eval_env), reference_episodes)
+    ref_min = reference_score(eval_env, RandomPolicy(eval_env), reference_episodes, "reference: random policy",
+                              progress)
     ref_max = task.ref_max_score if ref_max_score is None else ref_max_score
     if progress:
         returns = [float(b.rewards.sum()) for b in buffers]

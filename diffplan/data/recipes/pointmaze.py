@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from minari.data_collector import EpisodeBuffer
-from minari.utils import RandomPolicy, get_average_reference_score
+from minari.utils import RandomPolicy
 from tqdm.auto import tqdm
 
+from diffplan.data.recipes.reference import reference_score
 from diffplan.data.recipes.waypoint_controller import WaypointController
 from diffplan.data.writer import write_dataset
 from diffplan.environments import make_env, make_eval_env
@@ -67,13 +68,14 @@ def collect(task: Task, steps: int, seed: int, p_gain: float = 10.0, d_gain: flo
     return buffers
 
 
-def reference_scores(task: Task, episodes: int, seed: int, **controller_kwargs: float) -> tuple[float, float]:
+def reference_scores(task: Task, episodes: int, seed: int, progress: bool = False,
+                     **controller_kwargs: float) -> tuple[float, float]:
     """Minari's method: mean return of ``RandomPolicy`` (min) and of the noise-free controller (max)."""
     eval_env = make_eval_env(task)
-    ref_min = get_average_reference_score(eval_env, RandomPolicy(eval_env), episodes)
+    ref_min = reference_score(eval_env, RandomPolicy(eval_env), episodes, "reference: random policy", progress)
     eval_env = make_eval_env(task)
     expert = WaypointController(eval_env.unwrapped.maze, np.random.default_rng(seed), **controller_kwargs)
-    ref_max = get_average_reference_score(eval_env, expert, episodes)
+    ref_max = reference_score(eval_env, expert, episodes, "reference: controller", progress)
     return ref_min, ref_max
 
 
@@ -81,7 +83,7 @@ def generate(task: Task, steps: int, seed: int, dataset_id: str, overwrite: bool
              action_noise: float = 0.5, reference_episodes: int = 100, **controller_kwargs: float):
     """Collect, score and write the dataset (all-or-nothing); returns the loaded ``MinariDataset``."""
     buffers = collect(task, steps, seed, action_noise=action_noise, progress=progress, **controller_kwargs)
-    ref_min, ref_max = reference_scores(task, reference_episodes, seed, **controller_kwargs)
+    ref_min, ref_max = reference_scores(task, reference_episodes, seed, progress, **controller_kwargs)
     if progress:
         print(f"reference scores ({reference_episodes} episodes, Minari's method): "
               f"random {ref_min:.2f}, controller {ref_max:.2f}")

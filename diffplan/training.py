@@ -1,0 +1,132 @@
+"""``diffplan fit``: LightningCLI with the datamodule linked into the model, checks before training, ``--export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import warnings
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from diffplan.callbacks import RandomState, TrainClock
+from diffplan.data.datamodule import PlanningDataModule
+
+
+class FitError(Exception):
+    """A ``fit`` command that cannot do what was asked; reported as one line, before any training."""
+
+
+class DiffplanCLI(LightningCLI):
+    """LightningCLI whose model is built with the datamodule's fitted normalizer, horizon and goal dims;
+    ``--export DIR`` writes the planner folder after training (with the EMA weights).
+
+    Args:
+        command: the command line, recorded in the exported planner folder.
+    """
+
+    def __init__(self, *args: Any, command: list[str], **kwargs: Any):
+        self.command = command
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.link_arguments("data", "model.init_args.normalizer", apply_on="instantiate",
+                              compute_fn=lambda dm: dm.normalizer)
+        parser.link_arguments("data", "model.init_args.horizon", apply_on="instantiate",
+                              compute_fn=lambda dm: dm.horizon)
+        parser.link_arguments("data", "model.init_args.goal_dims", apply_on="instantiate",
+                              compute_fn=lambda dm: dm.task.goal_dims)
+        parser.add_argument("--export", type=str | None, default=None,
+                            help="Write the trained planner folder here after fit.")
+        parser.add_argument("--planner", type=dict, default={},
+                            help="Planner settings for the export (action_source, num_inference_steps, ...).")
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError, FileNotFoundError) as err:  # a bad task, dataset id or argument value
+            raise FitError(_one_line(str(err))) from err
+
+    def before_fit(self) -> None:
+        config = self.config[self.subcommand]
+        self._check_steps()
+        self._check_planner_settings(config.get("planner") or {})
+        if config.get("ckpt_path") == "last":
+            self._check_last_checkpoint()
+        print(self.datamodule.describe())
+
+    def after_fit(self) -> None:
+        config = self.config[self.subcommand]
+        export, trainer = config.get("export"), self.trainer
+        if not export or not trainer.is_global_zero:
+            return
+        if trainer.global_step == 0:
+            raise FitError(f"fit made no optimizer step, so {export} was not written: an untrained planner is no "
+                           f"result. Check --trainer.max_steps / max_epochs / limit_train_batches.")
+        minutes = next(cb for cb in trainer.callbacks if isinstance(cb, TrainClock)).minutes
+        planner = self.model.cpu().to_planner(self.datamodule.task, self.datamodule.stride,
+                                              **dict(config.get("planner") or {}))
+        planner.save_pretrained(export, train_minutes=round(minutes, 2), train_steps=int(trainer.global_step),
+                                dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *self.command]))
+        print(f"planner written to {export} ({trainer.global_step} steps, {minutes:.1f} min)")
+
+    def _check_steps(self) -> None:
+        trainer = self.trainer
+        if trainer.max_steps == 0 or trainer.max_epochs == 0 or trainer.limit_train_batches == 0:
+            raise FitError("--trainer.max_steps / max_epochs / limit_train_batches is 0: fit would make no "
+                           "optimizer step. Give a positive number.")
+
+    def _check_planner_settings(self, settings: dict[str, Any]) -> None:
+        """Build the export's planner from the untrained module now, so a bad ``--planner`` fails before training."""
+        modes = {m: m.training for m in self.model.modules()}  # planners switch their shared modules to eval
+        try:
+            self.model.to_planner(self.datamodule.task, self.datamodule.stride, **json.loads(json.dumps(settings)))
+        except (TypeError, ValueError) as err:
+            raise FitError(f"--planner {json.dumps(settings)}: {err}") from err
+        finally:
+            for module, training in modes.items():
+                module.train(training)
+
+    def _check_last_checkpoint(self) -> None:
+        """``--ckpt_path last`` with no last checkpoint would silently start from scratch: fail, saying where."""
+        trainer = self.trainer
+        callbacks = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
+        if any(cb._find_last_checkpoints(trainer) for cb in callbacks):
+            return
+        # the folder Lightning resolves for a ModelCheckpoint without dirpath (it does so again at fit start)
+        places = [str(cb.dirpath or cb._ModelCheckpoint__resolve_ckpt_dir(trainer)) for cb in callbacks]
+        where = f"in {', '.join(places)}" if places else "anywhere: checkpointing is off"
+        raise FitError(f"--ckpt_path last: no last checkpoint found {where}. Pass the checkpoint file, e.g. "
+                       f"--ckpt_path runs/<run>/checkpoints/last.ckpt, or drop --ckpt_path to start anew.")
+
+
+def quiet_lightning() -> None:
+    """Hide what a diffplan user cannot act on: Lightning's cloud-product tips and its own deprecation notice."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # added once per process
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip:")
+
+
+def fit(argv: list[str], from_command_line: bool) -> None:
+    """Run ``diffplan fit|validate ...``; raises ``FitError`` (one line) for what the user must fix."""
+    quiet_lightning()
+    try:
+        DiffplanCLI(L.LightningModule, PlanningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                    args=None if from_command_line else argv, save_config_kwargs={"overwrite": True},
+                    trainer_defaults={"callbacks": [TrainClock(), RandomState()]},
+                    parser_kwargs={"exit_on_error": False}, command=argv)
+    except argparse.ArgumentError as err:
+        raise FitError(_one_line(str(err))) from err
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's nested error report, without its listing of the union types it tried."""
+    noise = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "Expected a <class 'NoneType'>")
+    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith(noise))

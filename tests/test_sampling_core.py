@@ -3,16 +3,26 @@ trajectories, recurrence, gradients, and value guidance against hand-computed st
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from torch.overrides import TorchFunctionMode
 
+import diffplan
+from diffplan.algorithms.hierarchical import HierarchicalPlanner
 from diffplan.diffusion.constraints import Inpaint
 from diffplan.diffusion.sampler import denoise
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.diffusion.scheduling import autoregressive, full_sequence, pyramid, rows_needed, scheduling_matrix
 from diffplan.guidance.base import Guidance, GuidanceContext
 from diffplan.guidance.value import ValueGuidance
+from diffplan.planner import Plan, Planner
+
+PACKAGE = str(Path(diffplan.__file__).parent)
 
 T = 20
 
@@ -332,3 +342,157 @@ def test_value_guidance_is_a_no_op_at_scale_zero_and_below_t_stopgrad():
     mixed = ctx_for(s, torch.tensor([9, 3]), torch.tensor([7, 1]))  # only row 0 is at or above t_stopgrad
     out = ValueGuidance(Linear(w), scale=5.0, t_stopgrad=2).guide_step(x, mixed)
     assert torch.equal(out[1], x[1]) and (out[0] > x[0]).all()
+
+
+# -- planners: guidance, units, device, composition -----------------------------------------------------------
+class RecordingGuidance(Guidance):
+    """Identity hooks that count their calls and keep the last context and sample they saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {"predict": 0, "guide_x0": 0, "guide_step": 0}
+        self.ctx: GuidanceContext | None = None
+        self.x: torch.Tensor | None = None
+
+    def predict(self, model_fn, x, t, ctx):
+        self.calls["predict"] += 1
+        return model_fn(x, t)
+
+    def guide_x0(self, x0, x_t, ctx):
+        self.calls["guide_x0"] += 1
+        return x0
+
+    def guide_step(self, x_prev, ctx):
+        self.calls["guide_step"] += 1
+        self.ctx, self.x = ctx, x_prev.clone()
+        return x_prev
+
+
+def test_guidance_context_maps_samples_to_environment_units_and_back(any_planner, obs_batch):
+    g = RecordingGuidance()
+    any_planner.plan(obs_batch, guidance=g, generator=gen())
+    ctx, x = g.ctx, g.x
+    env = ctx.to_env(x)
+    obs_channels = ctx.layout.channels("observations")
+    torch.testing.assert_close(env["observations"], ctx.normalizer.unnormalize("observations", x[..., obs_channels]))
+    if ctx.layout.act_dim:
+        torch.testing.assert_close(env["actions"], ctx.normalizer.unnormalize("actions",
+                                                                              x[..., ctx.layout.channels("actions")]))
+    else:
+        assert set(env) == {"observations"}
+    torch.testing.assert_close(ctx.from_env(env), x, atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_context_of_the_last_step_gives_the_plan(diffuser_planner, obs_batch):
+    g = RecordingGuidance()
+    plan = diffuser_planner.plan(obs_batch, guidance=g, generator=gen())
+    env = g.ctx.to_env(plan.normalized)
+    torch.testing.assert_close(env["observations"], plan.observations)
+    torch.testing.assert_close(env["actions"], plan.actions)
+
+
+def test_every_planner_takes_guidance_through_plan_act_and_from_pretrained(any_planner, obs_batch, tmp_path):
+    g = RecordingGuidance()
+    any_planner.plan(obs_batch, guidance=g, generator=gen())
+    assert all(n > 0 for n in g.calls.values()), g.calls
+    acting = RecordingGuidance()
+    any_planner.guidance = acting
+    any_planner.reset()
+    any_planner.act(obs_batch)
+    assert all(n > 0 for n in acting.calls.values()), acting.calls
+    any_planner.guidance = None
+    any_planner.save_pretrained(tmp_path / "p")
+    loaded = type(any_planner).from_pretrained(tmp_path / "p", guidance=g)
+    assert loaded.guidance is g
+
+
+def test_identity_guidance_gives_the_unguided_plan_bit_for_bit(any_planner, obs_batch):
+    plain = any_planner.plan(obs_batch, generator=gen(3))
+    guided = any_planner.plan(obs_batch, guidance=RecordingGuidance(), generator=gen(3))
+    assert torch.equal(plain.observations, guided.observations) and torch.equal(plain.actions, guided.actions)
+
+
+def test_unknown_guidance_method_fails_in_one_line(any_planner, obs_batch, tmp_path):
+    any_planner.save_pretrained(tmp_path / "p")
+
+    def act_with_a_spec():
+        any_planner.guidance = {"method": "nope"}
+        any_planner.act(obs_batch)
+
+    for call in (lambda: type(any_planner).from_pretrained(tmp_path / "p", guidance={"method": "nope"}),
+                 lambda: any_planner.plan(obs_batch, guidance={"method": "nope"}), act_with_a_spec):
+        with pytest.raises(ValueError, match="Unknown guidance method 'nope'") as err:
+            call()
+        assert "\n" not in str(err.value)
+
+
+FACTORIES = {torch.randn, torch.rand, torch.randint, torch.randperm, torch.zeros, torch.ones, torch.full, torch.empty,
+             torch.arange, torch.linspace, torch.eye, torch.tensor, torch.as_tensor}
+
+
+class FactoryCalls(TorchFunctionMode):
+    """Records the tensor factories that diffplan's own code calls, with the device each asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[str, object, str]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        converts = func is torch.as_tensor and args and isinstance(args[0], torch.Tensor)  # no new tensor
+        if func in FACTORIES and not converts:
+            caller = sys._getframe(1)
+            if caller.f_code.co_filename.startswith(PACKAGE):
+                where = f"{Path(caller.f_code.co_filename).name}:{caller.f_lineno}"
+                self.calls.append((func.__name__, kwargs.get("device"), where))
+        return func(*args, **kwargs)
+
+
+def test_plan_and_act_create_tensors_and_generators_on_the_planners_device(any_planner, obs_batch):
+    """On a GPU, a tensor made without ``device=`` lands on the CPU: a device-mismatch error or a silent copy every
+    call. A CPU-only box cannot see that from the results, so this asserts that every factory diffplan calls while
+    planning and acting names the planner's device explicitly (``*_like`` factories follow their input)."""
+    planner = any_planner
+    planner.reset(seed=2)
+    assert planner._act_generator().device == planner.device
+    recorder = FactoryCalls()
+    with recorder:
+        planner.plan(obs_batch, generator=gen())
+        planner.predict(obs_batch, episode_start=np.ones(3, dtype=bool))
+        planner.act(obs_batch)
+        planner.predict(obs_batch, episode_start=np.array([False, True, False]))
+    assert recorder.calls
+    implicit = [c for c in recorder.calls if c[1] is None or torch.device(c[1]) != planner.device]
+    assert not implicit, f"factories without the planner's device: {sorted(set(implicit), key=str)}"
+
+
+class StraightLines(Planner):
+    """A stub planner: straight lines from each observation to its goal, zero actions."""
+
+    def __init__(self, task, horizon: int, stride: int = 1):
+        super().__init__(task)
+        self.horizon, self.stride = horizon, stride
+
+    @property
+    def obs_dim(self) -> int:
+        return 4
+
+    def sample(self, context, n=1, guidance=None, generator=None):
+        w = torch.linspace(0, 1, self.horizon)[None, :, None]
+        obs = context.obs[:, None] + w * (context.goal - context.obs)[:, None]
+        return Plan(observations=obs, actions=torch.zeros(obs.shape[0], self.horizon, 2), stride=self.stride)
+
+
+def test_hierarchical_planner_composes_any_two_planners_through_sample(hierarchical_planner, obs_batch):
+    high = hierarchical_planner.high
+    low = StraightLines(hierarchical_planner.task, horizon=high.stride + 1)
+    planner = HierarchicalPlanner(hierarchical_planner.task, high=high, low=low)
+    plan = planner.plan(obs_batch, generator=gen(4))
+    subgoals = high.plan(obs_batch, generator=gen(4)).observations
+    torch.testing.assert_close(plan.subgoals, subgoals, rtol=0, atol=0)
+    k = high.stride
+    w = torch.arange(k, dtype=torch.float32)[None, None, :, None] / k
+    joined = subgoals[:, :-1, None] + w * (subgoals[:, 1:] - subgoals[:, :-1])[:, :, None]  # (B, K - 1, k, O)
+    expected = torch.cat([joined.flatten(1, 2), subgoals[:, -1:]], dim=1)
+    torch.testing.assert_close(plan.observations, expected)
+    assert plan.actions.shape[:2] == plan.observations.shape[:2] and plan.stride == 1

@@ -176,12 +176,12 @@ class Planner(nn.Module, Configurable):
 
     # -- planning -------------------------------------------------------------------------------------------
     def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None,
-             guidance: Guidance | None = None, history: Any = None) -> Plan:
+             guidance: Guidance | dict | None = None, history: Any = None) -> Plan:
         """Plan from ``obs`` (one or a batch; numpy, torch or a gymnasium dict) to ``goal`` (or the dict's goal).
 
         Args:
             generator: the randomness of this plan (None: torch's global generator).
-            guidance: steer this plan (default: ``self.guidance``).
+            guidance: steer this plan, a Guidance object or its JSON spec (default: ``self.guidance``).
             history: (B, K, obs_dim) past observations, oldest first, for planners that condition on them.
         """
         x, g, _ = self.parse_observation(obs, goal)
@@ -195,7 +195,16 @@ class Planner(nn.Module, Configurable):
                                  f"got {tuple(h.shape)}.")
             context.history = h[:, -self.history_length:]
             context.history_mask = torch.ones(context.history.shape[:2], dtype=torch.bool)
-        return self._checked(self.sample(context.to(self.device), 1, guidance or self.guidance, generator), context)
+        return self._checked(self.sample(context.to(self.device), 1, self._steering(guidance), generator), context)
+
+    def _steering(self, guidance: Guidance | dict | None) -> Guidance | None:
+        """The guidance to sample with: ``guidance`` or else ``self.guidance``, either a Guidance or its JSON spec."""
+        guidance = guidance if guidance is not None else self.guidance
+        if guidance is None:
+            return None
+        from diffplan.guidance.spec import guidance_from_spec
+
+        return guidance_from_spec(guidance, self)
 
     def _checked(self, plan: Plan, context: PlanContext) -> Plan:
         """Fail clearly on non-finite plans, naming the rows (an extreme observation or corrupt weights)."""
@@ -265,16 +274,16 @@ class Planner(nn.Module, Configurable):
                 and history are dropped, the others' kept. None resets every env.
         """
         if envs is not None and getattr(self, "_since_plan", None) is not None:
-            mask = torch.as_tensor(np.asarray(envs, dtype=bool))
+            mask = torch.as_tensor(np.asarray(envs, dtype=bool), device=self.device)
             if mask.shape == self._needs_plan.shape:
                 self._needs_plan |= mask.to(self._needs_plan.device)
                 self._observed_count[mask.to(self._observed_count.device)] = 0
                 return
         self.current_plan: Plan | None = None
         self._since_plan: torch.Tensor | None = None  # (B,) env steps since each env's plan
-        self._needs_plan = torch.zeros(0, dtype=torch.bool)
+        self._needs_plan = torch.zeros(0, dtype=torch.bool, device=self.device)
         self._observed: torch.Tensor | None = None  # (B, history_length + 1, obs_dim), newest last
-        self._observed_count = torch.zeros(0, dtype=torch.long)
+        self._observed_count = torch.zeros(0, dtype=torch.long, device=self.device)
         self._seed_now = self.seed if seed is None else seed
         self._generator = torch.Generator(device=self.device).manual_seed(self._seed_now)
 
@@ -313,7 +322,7 @@ class Planner(nn.Module, Configurable):
         rows = self._needs_plan | ((self._since_plan >= self.replan_every) if self.replan_every > 0 else False)
         if rows.any():
             context = self._context_for(rows, x, g)
-            plan = self._checked(self.sample(context, 1, self.guidance, self._act_generator()), context)
+            plan = self._checked(self.sample(context, 1, self._steering(None), self._act_generator()), context)
             self.current_plan = plan if bool(rows.all()) else self.current_plan.with_rows(rows, plan)
             self._since_plan[rows] = 0
             self._needs_plan[rows] = False

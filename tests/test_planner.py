@@ -10,6 +10,7 @@ import torch
 
 from diffplan import Planner
 from diffplan.io import PlannerFolderError
+from diffplan.planner import Plan, PlanContext
 
 
 def test_plan_shapes_units_and_constraints(planner, obs_batch):
@@ -175,10 +176,65 @@ def test_value_guidance_changes_the_plan_only_when_on(diffuser_planner, obs_batc
     torch.testing.assert_close(guided.observations[:, 0], plain.observations[:, 0], rtol=0, atol=0)  # start held
 
 
-def test_jit_planner_matches_eager(diffuser_planner, obs_batch, tmp_path):
-    planner = diffuser_planner
+def test_jit_planner_matches_eager(planner, obs_batch, tmp_path):
+    """Also for the hierarchical planner, whose ``jit`` sets both levels' (it used to be an unknown setting)."""
     planner.save_pretrained(tmp_path / "p")
     jitted = Planner.from_pretrained(tmp_path / "p", jit=True)
+    assert jitted.config["jit"] is True
     a = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
     b = jitted.plan(obs_batch, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a.observations, b.observations, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["diffuser", "decision_diffuser"])
+def test_predict_replans_only_the_envs_whose_episode_started(name, request, obs_batch):
+    planner = request.getfixturevalue(f"{name}_planner")
+    planner.replan_every = 0  # open loop: only an episode start makes a new plan
+    contexts = []
+    sample = planner.sample
+    planner.sample = lambda context, *a, **k: contexts.append(context) or sample(context, *a, **k)
+    planner.predict(obs_batch, episode_start=np.ones(3, dtype=bool))
+    before = planner.current_plan
+    planner.predict(obs_batch, episode_start=np.array([False, True, False]))
+    after = planner.current_plan
+    assert len(contexts) == 2 and contexts[1].batch_size == 1
+    for row in (0, 2):
+        assert torch.equal(after.observations[row], before.observations[row])
+        assert torch.equal(after.actions[row], before.actions[row])
+    assert not torch.equal(after.observations[1], before.observations[1])
+    if planner.history_length:  # the restarted env's history is dropped: nothing observed before this step
+        assert not contexts[1].history_mask.any()
+        planner.predict(obs_batch, episode_start=np.zeros(3, dtype=bool))
+        assert len(contexts) == 2  # no episode start: no new plan
+
+
+@pytest.mark.parametrize("row", [0, 2])
+def test_extreme_observation_fails_naming_its_row(any_planner, obs_batch, row):
+    """A finite but absurd observation (1e30: not in the task's units) overflows the denoiser; every planner
+    reports the row instead of returning a NaN plan."""
+    obs = obs_batch.copy()
+    obs[row, 0] = 1e30
+    with pytest.raises(ValueError, match=rf"batch row\(s\) \[{row}\] is NaN or inf.*1e\+30"):
+        any_planner.plan(obs)
+
+
+def test_bad_row_messages_stay_short_for_large_batches(diffuser_planner):
+    obs = np.zeros((1000, 4))
+    obs[[3, 500, 999]] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf in batch row\(s\) \[3, 500, 999\]") as err:
+        diffuser_planner.plan(obs)
+    assert len(str(err.value)) < 300
+    obs = np.full((1000, 4), np.nan)
+    with pytest.raises(ValueError, match=r"row\(s\) \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] \.\.\.") as err:
+        diffuser_planner.plan(obs)
+    assert len(str(err.value)) < 300
+    nan_plan = Plan(observations=torch.full((1000, 5, 4), torch.nan), actions=torch.zeros(1000, 5, 2))
+    with pytest.raises(ValueError, match=r"row\(s\) \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\] \.\.\. is NaN") as err:
+        diffuser_planner._checked(nan_plan, PlanContext(obs=torch.full((1000, 4), 1e30)))
+    assert len(str(err.value)) < 300 and "\n" not in str(err.value)
+
+
+def test_repr_is_one_short_line_naming_class_and_task(any_planner):
+    text = repr(any_planner)
+    assert "\n" not in text and len(text) < 500
+    assert text.startswith(type(any_planner).__name__ + "(") and "pointmaze-umaze" in text

@@ -167,9 +167,9 @@ class DecisionDiffuserPlanner(Planner):
         for name in self.conditions:
             dim = condition_size(name)
             on = name in present and name in self.targets
-            value = self.targets[name] if on else torch.zeros(dim)
-            parts.append(torch.cat([value, torch.tensor([1.0 if on else 0.0])]))
-        return torch.cat(parts).expand(b, -1).clone().to(self.device)
+            value = self.targets[name].to(self.device) if on else torch.zeros(dim, device=self.device)
+            parts.append(torch.cat([value, torch.full((1,), 1.0 if on else 0.0, device=self.device)]))
+        return torch.cat(parts).expand(b, -1).clone()
 
     def condition_guidance(self, b: int) -> ClassifierFreeGuidance:
         null = self.condition_vector([], b)

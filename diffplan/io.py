@@ -6,9 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
-import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +15,7 @@ from safetensors.torch import load, save_file
 from torch import nn
 
 from diffplan.configurable import class_path, resolve_saved_class
+from diffplan.scratch import clean_stale, make_scratch
 
 CONFIG, WEIGHTS = "config.json", "weights.safetensors"
 SHA256 = "_sha256"  # config.json key: sha256 of weights.safetensors, checked on load when present
@@ -132,50 +130,20 @@ def check_replaceable(path: str | Path, overwrite: bool = False) -> None:
                                 f"save to a new path, move them out, or pass overwrite=True to delete them.")
 
 
-def _is_stale_scratch(entry: Path, target: Path) -> bool:
-    """Whether ``entry`` is a scratch folder of a write of ``target`` whose writer died (or is a day old)."""
-    try:
-        writer = json.loads((entry / SCRATCH_MARKER).read_text())
-        age = time.time() - (entry / SCRATCH_MARKER).stat().st_mtime
-        if entry.is_symlink() or writer.get("target") != target.name:
-            return False
-        if age > STALE_SECONDS:
-            return True
-        if writer.get("host") != socket.gethostname():
-            return False
-        os.kill(int(writer["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return False  # no readable marker: not our scratch folder, or one still being set up
-    return False
-
-
-def _clean_stale_scratch(path: Path) -> None:
-    """Remove scratch folders of killed writes of ``path``, restoring a previous version a killed swap left."""
-    for entry in path.parent.iterdir():
-        if not entry.name.startswith(f".{path.name}-") or not _is_stale_scratch(entry, path):
-            continue
-        if (entry / "old").is_dir() and not path.exists():
-            os.replace(entry / "old", path)  # the write was killed between the two renames of a swap
-        shutil.rmtree(entry, ignore_errors=True)
-
-
 @contextmanager
 def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty scratch folder; on success it replaces ``path`` by rename, on error it is removed.
 
     ``path`` must be replaceable (see ``check_replaceable``; checked before and after the write). Scratch folders
-    ``.NAME-*`` beside ``path`` carry a marker naming their writer; those of dead writers are removed here.
+    are marked with their writer (``diffplan.scratch``); those of dead writers beside ``path`` are removed here,
+    and a previous version that a killed swap had moved aside is put back.
     """
     path = Path(path)
     if path.parent.is_dir():
-        _clean_stale_scratch(path)
+        clean_stale(path.parent)
     check_replaceable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    scratch = make_scratch(path.parent, restore_to=path)
     try:
-        write_json(scratch / SCRATCH_MARKER, {"target": path.name, "host": socket.gethostname(), "pid": os.getpid()})
         (scratch / "new").mkdir()
         yield scratch / "new"
         check_replaceable(path, overwrite)

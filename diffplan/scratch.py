@@ -7,10 +7,12 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 PREFIX = ".diffplan-scratch-"
 MARK = ".diffplan-scratch.json"
+STALE_SECONDS = 24 * 3600  # scratch folders of other hosts (shared disks) are removed after this age
 
 
 def make_scratch(parent: str | Path, restore_to: str | Path | None = None) -> Path:
@@ -32,7 +34,7 @@ def make_scratch(parent: str | Path, restore_to: str | Path | None = None) -> Pa
 def clean_stale(parent: str | Path) -> list[Path]:
     """Remove marked scratch folders in ``parent`` whose writer (on this host) is gone; returns what was removed.
 
-    Folders of live writers, of other hosts and without our mark are left alone. A previous content that a dead
+    Folders of live writers, of other hosts (for a day) and without our mark are left alone. A previous content that a dead
     writer had moved aside is moved back when its place is still empty.
     """
     removed = []
@@ -41,7 +43,8 @@ def clean_stale(parent: str | Path) -> list[Path]:
             mark = json.loads((scratch / MARK).read_text())
         except (OSError, ValueError):
             continue
-        if mark.get("host") != socket.gethostname() or _alive(int(mark.get("pid", -1))):
+        old_enough = time.time() - (scratch / MARK).stat().st_mtime > STALE_SECONDS
+        if not old_enough and (mark.get("host") != socket.gethostname() or _alive(int(mark.get("pid", -1)))):
             continue
         target = mark.get("restore_to")
         if target and (scratch / "old").exists() and not Path(target).exists():

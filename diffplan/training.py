@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -14,6 +15,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from diffplan.callbacks import RandomState, TrainClock
 from diffplan.data.datamodule import PlanningDataModule
+from diffplan.io import PlannerFolderError, check_replaceable
 
 
 class FitError(Exception):
@@ -56,6 +58,8 @@ class DiffplanCLI(LightningCLI):
         self._check_planner_settings(config.get("planner") or {})
         if config.get("ckpt_path") == "last":
             self._check_last_checkpoint()
+        if config.get("export"):
+            self._check_export(Path(config["export"]))
         print(self.datamodule.describe())
 
     def after_fit(self) -> None:
@@ -89,6 +93,21 @@ class DiffplanCLI(LightningCLI):
         finally:
             for module, training in modes.items():
                 module.train(training)
+
+    def _check_export(self, export: Path) -> None:
+        """The export may not hold the run's own checkpoints or logs, nor replace a folder of user files."""
+        trainer = self.trainer
+        kept = [Path(trainer.default_root_dir), *(Path(cb.dirpath) for cb in trainer.checkpoint_callbacks
+                                                  if getattr(cb, "dirpath", None))]
+        kept += [Path(lg.save_dir) for lg in trainer.loggers if getattr(lg, "save_dir", None)]
+        for place in kept:
+            if place.resolve() == export.resolve() or export.resolve() in place.resolve().parents:
+                raise FitError(f"--export {export} would replace {place}, where this run keeps its checkpoints or "
+                               f"logs; export to a subfolder such as {place / 'planner'}.")
+        try:
+            check_replaceable(export)
+        except PlannerFolderError as err:
+            raise FitError(f"--export: {err}") from err
 
     def _check_last_checkpoint(self) -> None:
         """``--ckpt_path last`` with no last checkpoint would silently start from scratch: fail, saying where."""

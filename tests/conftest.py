@@ -11,6 +11,7 @@ os.environ["MINARI_DATASETS_PATH"] = str(_ROOT / "datasets")
 os.environ["DIFFPLAN_CACHE"] = str(_ROOT / "cache")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+import lightning  # noqa: F401  (imported before any test captures stderr: its log handler binds to the real one)
 import numpy as np
 import pytest
 import torch

@@ -190,3 +190,16 @@ def test_a_bad_fit_argument_ends_with_its_cause(tiny_dataset, tmp_path, capsys):
     assert "unrecognized arguments: --trainer.max_stepz 3" in err
     err = fit_error(capsys, [*fit_args(tmp_path), "--data.task", "pointmaze-nowhere"])
     assert "Unknown task 'pointmaze-nowhere'" in err
+
+
+def test_export_into_the_runs_own_root_or_a_user_folder_is_refused_before_training(tiny_dataset, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    err = fit_error(capsys, [*fit_args(tmp_path), "--export", str(tmp_path)])
+    assert "keeps its checkpoints or logs" in err
+    user = tmp_path / "results"
+    user.mkdir()
+    (user / "table.csv").write_text("a,b\n")
+    err = fit_error(capsys, [*fit_args(tmp_path), "--export", str(user)])
+    assert "not a planner folder" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (user / "table.csv").exists()
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained

@@ -17,7 +17,6 @@ import diffplan
 from diffplan import Planner
 from diffplan.configurable import Configurable, UntrustedClassError
 from diffplan.io import (
-    SCRATCH_MARKER,
     FolderExistsError,
     PlannerFolderError,
     atomic_folder,
@@ -25,6 +24,7 @@ from diffplan.io import (
     save_module,
 )
 from diffplan.nn.inverse_dynamics import InverseDynamics
+from diffplan.scratch import MARK, PREFIX
 
 
 class UserHead(nn.Module, Configurable):
@@ -41,8 +41,8 @@ def small_module() -> InverseDynamics:
     return InverseDynamics(obs_dim=4, act_dim=2, hidden=8)
 
 
-def scratch_folders(parent: Path, name: str) -> list[Path]:
-    return [p for p in parent.iterdir() if p.name.startswith(f".{name}-")]
+def scratch_folders(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.startswith(PREFIX)]
 
 
 # -- what a save may replace ----------------------------------------------------------------------------------
@@ -106,16 +106,16 @@ def test_scratch_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
               "    os.kill(os.getpid(), 9)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(diffplan.__file__).parents[1])}
     proc = subprocess.run([sys.executable, "-c", script, str(target)], env=env, capture_output=True, check=False)
-    assert proc.returncode == -9 and len(scratch_folders(tmp_path, "policy")) == 1
-    user = tmp_path / ".policy-notes"  # looks like a scratch folder but has no marker: never ours to delete
+    assert proc.returncode == -9 and len(scratch_folders(tmp_path)) == 1
+    user = tmp_path / f"{PREFIX}notes"  # looks like a scratch folder but has no marker: never ours to delete
     user.mkdir()
-    live = tmp_path / ".policy-live"  # a write still running (this process)
+    live = tmp_path / f"{PREFIX}live"  # a write still running (this process)
     live.mkdir()
-    (live / SCRATCH_MARKER).write_text(json.dumps({"target": "policy", "host": socket.gethostname(),
-                                                   "pid": os.getpid()}))
+    (live / MARK).write_text(json.dumps({"restore_to": str(target), "host": socket.gethostname(),
+                                         "pid": os.getpid()}))
     with atomic_folder(target) as tmp:
         save_module(small_module(), tmp)
-    assert sorted(scratch_folders(tmp_path, "policy")) == [live, user]
+    assert sorted(scratch_folders(tmp_path)) == [live, user]
     assert load_module(target).config == small_module().config
 
 
@@ -124,14 +124,14 @@ def test_previous_folder_of_a_write_killed_mid_swap_is_restored(tmp_path):
     same target puts it back before anything else, so even a failing next write leaves the planner in place."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    scratch = tmp_path / ".policy-abc123"
+    scratch = tmp_path / f"{PREFIX}abc123"
     save_module(small_module(), scratch / "old")
-    (scratch / SCRATCH_MARKER).write_text(json.dumps({"target": "policy", "host": socket.gethostname(),
-                                                      "pid": dead.pid}))
+    (scratch / MARK).write_text(json.dumps({"restore_to": str(tmp_path / "policy"), "host": socket.gethostname(),
+                                            "pid": dead.pid}))
     with pytest.raises(RuntimeError), atomic_folder(tmp_path / "policy"):
         raise RuntimeError("the new write fails too")
     assert load_module(tmp_path / "policy").config == small_module().config
-    assert scratch_folders(tmp_path, "policy") == []
+    assert scratch_folders(tmp_path) == []
 
 
 # -- classes named by a folder --------------------------------------------------------------------------------

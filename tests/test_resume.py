@@ -51,3 +51,28 @@ def test_kill_and_resume_gives_the_weights_of_one_run(tiny_dataset, tmp_path, ki
     for name, value in resumed.state_dict().items():
         assert torch.equal(value, first[name]), name
     assert 0 < clock.previous < clock.minutes  # the minutes before the kill count, and those after it
+
+
+def train_hierarchical(callbacks: list[L.Callback], ckpt_path: str | None = None) -> L.LightningModule:
+    from diffplan.algorithms.hierarchical import HierarchicalDataModule, HierarchicalDiffuser
+
+    dm = HierarchicalDataModule("pointmaze-umaze", horizon=4, jump=3, batch_size=256, progress=False)
+    torch.manual_seed(0)
+    level = {"denoiser_kwargs": {"dim": 8, "dim_mults": [1, 2]}, "num_train_timesteps": 20}
+    module = HierarchicalDiffuser(dm.normalizer, dm.horizon, jump=3, goal_dims=dm.task.goal_dims, high_kwargs=level,
+                                  low_kwargs=level, warmup_steps=4)
+    L.Trainer(max_steps=STEPS, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              callbacks=[RandomState(), *callbacks]).fit(module, dm, ckpt_path=ckpt_path)
+    return module
+
+
+def test_hierarchical_kill_and_resume_gives_the_weights_of_one_run(tiny_dataset, tmp_path):
+    """Both levels' loaders (the shorter one cycles) resume where they stood."""
+    straight = train_hierarchical([])
+    checkpoints = ModelCheckpoint(tmp_path, every_n_train_steps=7, save_top_k=-1)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_hierarchical([checkpoints, Crash(9)])
+    resumed = train_hierarchical([], ckpt_path=str(next(tmp_path.glob("*step=7.ckpt"))))
+    first = straight.state_dict()
+    for name, value in resumed.state_dict().items():
+        assert torch.equal(value, first[name]), name

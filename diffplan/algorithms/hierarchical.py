@@ -13,7 +13,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader
 
 from diffplan.algorithms.diffuser import Diffuser
 from diffplan.data.datamodule import PlanningDataModule
@@ -52,11 +51,8 @@ class HierarchicalDataModule(PlanningDataModule):
                                              self.task.discount)
 
     def train_dataloader(self) -> CombinedLoader:
-        def loader(windows: TrajectoryWindows, seed: int) -> DataLoader:
-            return DataLoader(windows, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                              num_workers=self.num_workers, generator=torch.Generator().manual_seed(seed))
-
-        return CombinedLoader({"high": loader(self.windows, self.seed), "low": loader(self.low_windows, self.seed + 1)},
+        """Both levels' batches; each loader resumes mid-epoch from a checkpoint (``PlanningDataModule.loader``)."""
+        return CombinedLoader({"high": self.loader(self.windows), "low": self.loader(self.low_windows, seed_offset=1)},
                               mode="max_size_cycle")
 
     def describe(self) -> str:

@@ -157,10 +157,10 @@ class GoalGuidance(Guidance):
     in env units); its gradient with respect to x_t is taken through the denoiser (DPS) and moves x0:
     ``x0 <- x0 - scale * grad`` on free entries.
 
-    MCTG: the tokens noisier than the least noisy moving token are the future. ``samples - 1`` extra futures are
-    drawn by re-noising the predicted x0 of those tokens to their level and predicting again; the loss is averaged
-    over all samples, so the present tokens' gradients are averaged over futures (the future tokens keep their
-    plain gradient). ``samples = 1`` is plain guidance.
+    MCTG: the tokens noisier than the least noisy moving token (the frontier) are the future. ``samples - 1``
+    extra futures are drawn by re-noising the predicted x0 of those tokens to their level and predicting again; the
+    loss is averaged over all samples, so the present tokens' gradients are averaged over futures (the future tokens
+    keep their plain gradient). ``samples = 1`` is plain guidance.
 
     Args:
         goal: (B, G) goals in env units.
@@ -187,12 +187,12 @@ class GoalGuidance(Guidance):
         return torch.tanh((positions - self.goal.to(x0)[:, None]).norm(dim=-1) / 2).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
-        """(B, H) bool: entries noisier than the least noisy moving token, or None when there are none."""
+        """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""
         if ctx.t.dim() != 2:
             return None
         moves = ctx.t != ctx.t_prev
         frontier = torch.where(moves, ctx.t, torch.full_like(ctx.t, torch.iinfo(ctx.t.dtype).max)).amin(1, True)
-        future = moves & (ctx.t > frontier)
+        future = ctx.t > frontier
         return future if bool(future.any()) else None
 
     def guide_x0(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:

@@ -329,3 +329,29 @@ def test_settings_are_checked_and_saved(diffusion_forcing_planner, tmp_path):
         Planner.from_pretrained(tmp_path / "p", scheduling="spiral")
     with pytest.raises(ValueError, match="rollout_context"):
         Planner.from_pretrained(tmp_path / "p", rollout_context=4)
+
+
+def test_inverse_dynamics_actions_come_from_the_planned_next_state(tiny_diffusion_forcing, obs_batch, tmp_path):
+    from diffplan import Planner
+
+    module, dm = tiny_diffusion_forcing
+    torch.manual_seed(0)
+    with_head = DiffusionForcing(module.normalizer, 12, frame_stack=3, num_train_timesteps=20,
+                                 inverse_dynamics_kwargs={"hidden": 16},
+                                 denoiser_kwargs={"d_model": 16, "depth": 1, "heads": 2, "emb_dim": 16})
+    assert with_head.losses(first_batch(dm))["inverse_dynamics"] > 0
+    planner = with_head.to_planner(dm.task, 1, num_inference_steps=3, action_source="inverse_dynamics")
+    planner.reset(seed=0)
+    obs = torch.as_tensor(obs_batch, dtype=torch.float32)
+    actions = [planner.act(obs_batch) for _ in range(2)]
+    norm = planner.normalizer
+    for k in range(2):
+        expected = norm.unnormalize("actions", with_head.inverse_dynamics(
+            norm.normalize("observations", obs), norm.normalize("observations", planner.current_plan.observations[:, k + 1])))
+        torch.testing.assert_close(torch.as_tensor(actions[k]), expected.detach())
+    planner.save_pretrained(tmp_path / "p")
+    assert Planner.from_pretrained(tmp_path / "p").action_source == "inverse_dynamics"
+    with pytest.raises(ValueError, match="inverse_dynamics_kwargs"):
+        module.to_planner(dm.task, 1, action_source="inverse_dynamics")
+    with pytest.raises(ValueError, match="no value head"):
+        DiffusionForcing(module.normalizer, 12, frame_stack=3, value_head=True)

@@ -21,6 +21,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from diffplan.action_sources import InverseDynamicsActions
 from diffplan.configurable import resolve_class
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
@@ -30,6 +31,7 @@ from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.diffusion.scheduling import scheduling_matrix
 from diffplan.guidance.base import Guidance, GuidanceContext, ModelFn
+from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.planner import Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
@@ -78,22 +80,28 @@ class DiffusionForcing(TrajectoryDiffusion):
         snr_clip: the min-SNR weight's cap (DF: 5).
         tail_weight: loss weight of the tokens after the random cut (0 disables the cut; DF: 0.05).
         low_noise_first: probability that the first token's level is drawn below K / 4 (DF: 0.5).
+        inverse_dynamics_kwargs: also train an ``InverseDynamics`` head (its size: hidden, depth) on each window's
+            first transition, for ``action_source="inverse_dynamics"`` (None: no head).
         denoiser_class, denoiser_kwargs: a transformer taking per-token timesteps (``TransformerDenoiser``).
         Other arguments: as ``TrajectoryDiffusion`` (schedule, optimizer); there is no value head.
     """
 
     def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
                  snr_clip: float = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
+                 inverse_dynamics_kwargs: dict[str, Any] | None = None,
                  denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
                  denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
                  goal_dims: tuple[int, ...] = (), **kwargs: Any):
         if frame_stack < 1 or horizon % frame_stack or horizon // frame_stack < 2:
             raise ValueError(f"horizon={horizon} must be a multiple (>= 2 tokens) of frame_stack={frame_stack}.")
-        kwargs.pop("value_head", None)
+        if kwargs.pop("value_head", False):
+            raise ValueError("Diffusion Forcing has no value head; goals steer it by guidance.")
         self.frame_stack, self.causal = frame_stack, causal  # read by build_denoiser during super().__init__
         super().__init__(normalizer, horizon, denoiser_class=denoiser_class, denoiser_kwargs=denoiser_kwargs,
                          prediction_type=prediction_type, value_head=False, goal_dims=goal_dims, **kwargs)
         self.snr_clip, self.tail_weight, self.low_noise_first = snr_clip, tail_weight, low_noise_first
+        self.inverse_dynamics = None if inverse_dynamics_kwargs is None else InverseDynamics(
+            self.layout.obs_dim, self.layout.act_dim, **inverse_dynamics_kwargs)
 
     @property
     def tokens(self) -> int:
@@ -108,8 +116,8 @@ class DiffusionForcing(TrajectoryDiffusion):
         if stride != 1:
             raise ValueError(f"Diffusion Forcing tokens pack consecutive env steps: train with stride 1, got {stride}.")
         return DiffusionForcingPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser,
-                                       schedule=self.schedule.config, horizon=self.horizon,
-                                       frame_stack=self.frame_stack, **planner_kwargs)
+                                       inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
+                                       horizon=self.horizon, frame_stack=self.frame_stack, **planner_kwargs)
 
     def training_constraints(self, x0: torch.Tensor) -> Inpaint:
         """The current observation (step 0) is known, as at sampling time."""
@@ -146,8 +154,13 @@ class DiffusionForcing(TrajectoryDiffusion):
         weight = free * min_snr_weight(self.schedule, t, x0, self.snr_clip)
         weight = weight * torch.where(tail_steps, self.tail_weight, 1.0)
         target = self.make_target(x0, noise, t)
-        diffusion = ((prediction - target) ** 2 * weight).sum() / free.sum()
-        return {"diffusion": diffusion, "loss": diffusion}
+        out = {"diffusion": ((prediction - target) ** 2 * weight).sum() / free.sum()}
+        out["loss"] = out["diffusion"]
+        if self.inverse_dynamics is not None:  # step 0 -> 1 is a real transition in every window
+            obs, act = x0[..., self.layout.channels("observations")], x0[..., self.layout.channels("actions")]
+            out["inverse_dynamics"] = ((self.inverse_dynamics(obs[:, 0], obs[:, 1]) - act[:, 0]) ** 2).mean()
+            out["loss"] = out["loss"] + out["inverse_dynamics"]
+        return out
 
 
 class GoalGuidance(Guidance):
@@ -238,13 +251,15 @@ class DiffusionForcingPlanner(Planner):
         goal_inpainting: also pin the goal position at the plan's last step.
         rollout_context: clean context tokens carried from one window to the next in ``rollout``.
         replan_every: env steps between plans in ``act`` (default: one token, ``frame_stack``).
-        action_source: ``"diffused"`` (default) executes the planned actions of the steps reached.
+        action_source: ``"diffused"`` (default) executes the planned actions of the steps reached;
+            ``"inverse_dynamics"`` acts by ``f(observed s_t, planned s_{t+1})`` (needs the ``inverse_dynamics``
+            head); ``"tracker"`` as for every planner.
     """
 
-    components = ("normalizer", "denoiser")
+    components = ("normalizer", "denoiser", "inverse_dynamics")
 
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
-                 horizon: int, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
+                 horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
                  uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
                  goal_inpainting: bool = False, rollout_context: int = 1, **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
@@ -254,7 +269,8 @@ class DiffusionForcingPlanner(Planner):
             raise ValueError(f"scheduling must be one of {SCHEDULING}, got {scheduling!r}.")
         if horizon % frame_stack:
             raise ValueError(f"horizon={horizon} must be a multiple of frame_stack={frame_stack}.")
-        self.normalizer, self.denoiser = normalizer, denoiser
+        self.normalizer, self.denoiser, self.inverse_dynamics = normalizer, denoiser, inverse_dynamics
+        self.action_source = self.action_source  # checked again, now that the components are set
         self.schedule = NoiseSchedule.from_config(schedule)
         dims = normalizer.config["dims"]
         self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"])
@@ -274,6 +290,21 @@ class DiffusionForcingPlanner(Planner):
     @property
     def obs_dim(self) -> int:
         return self.layout.obs_dim
+
+    @Planner.action_source.setter
+    def action_source(self, name: str) -> None:
+        if name != "inverse_dynamics":
+            Planner.action_source.fset(self, name)
+            return
+        model = getattr(self, "inverse_dynamics", ...)  # ...: not set yet (Planner.__init__); checked again later
+        if model is None:
+            raise ValueError("action_source='inverse_dynamics' needs a planner trained with inverse_dynamics_kwargs.")
+        self._action_source_name = name
+
+    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if self.action_source == "inverse_dynamics":
+            return InverseDynamicsActions(self.inverse_dynamics, self.normalizer)(plan, obs, k)
+        return super().action_from_plan(plan, obs, k)
 
     def goal_guidance(self, goal: torch.Tensor | None) -> Guidance | None:
         """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0."""

@@ -223,16 +223,14 @@ class GoalGuidance(Guidance):
     def _mctg_gradient(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext,
                        future: torch.Tensor) -> torch.Tensor:
         model_fn: ModelFn = ctx.scratch["model_fn"]
-        plain = self.loss(x0, ctx)
-        total = plain
+        (g_plain,) = torch.autograd.grad(self.loss(x0, ctx), x_t)
+        extra = x0.new_zeros(())
         for _ in range(self.samples - 1):
             noise = randn(x0.shape, ctx.generator, x0.device, x0.dtype)
-            renoised = ctx.schedule.add_noise(x0.detach(), noise, ctx.t)
-            x_j = torch.where(future[..., None], renoised, x_t)
-            total = total + self.loss(ctx.schedule.to_x0(model_fn(x_j, ctx.t), x_j, ctx.t), ctx)
-        g_plain = torch.autograd.grad(plain, x_t, retain_graph=True)[0]
-        g_mean = torch.autograd.grad(total / self.samples, x_t)[0]
-        return torch.where(future[..., None], g_plain, g_mean)
+            x_j = torch.where(future[..., None], ctx.schedule.add_noise(x0.detach(), noise, ctx.t), x_t)
+            extra = extra + self.loss(ctx.schedule.to_x0(model_fn(x_j, ctx.t), x_j, ctx.t), ctx)
+        (g_extra,) = torch.autograd.grad(extra, x_t)
+        return torch.where(future[..., None], g_plain, (g_plain + g_extra) / self.samples)
 
 
 class DiffusionForcingPlanner(Planner):

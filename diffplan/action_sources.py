@@ -5,7 +5,7 @@
   ``lookahead`` env steps ahead on the plan (Diffuser's maze numbers use such a controller).
 
 Planners whose actions come from a model (Decision Diffuser's inverse dynamics) override
-``Planner.action_from_plan`` instead.
+``Planner.action_from_plan`` with ``InverseDynamicsActions``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from diffplan.data.normalizer import Normalizer
     from diffplan.planner import Plan
     from diffplan.tasks import Task
 
@@ -56,6 +59,21 @@ class PDTracker:
         pos, vel = self.position_dims, self.velocity_dims
         action = self.kp * (target[:, pos] - obs[:, pos]) + self.kd * (target[:, vel] - obs[:, vel])
         return action.clamp(-1.0, 1.0)
+
+
+class InverseDynamicsActions:
+    """``f(observed s_t, planned s_{t+1})`` by an inverse-dynamics model ``f`` in normalized units (Decision Diffuser;
+    the observed state corrects for drift between replans). Plans with ``stride`` 1 only."""
+
+    def __init__(self, model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], normalizer: Normalizer):
+        self.model, self.normalizer = model, normalizer
+
+    def __call__(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        target = _rows(plan.observations, (k + 1).clamp(max=plan.observations.shape[1] - 1))
+        with torch.no_grad():
+            a = self.model(self.normalizer.normalize("observations", obs.to(target.device)),
+                           self.normalizer.normalize("observations", target))
+        return self.normalizer.unnormalize("actions", a)
 
 
 def make_action_source(name: str, task: Task, kp: float, kd: float, lookahead: float) -> DiffusedActions | PDTracker:

@@ -118,13 +118,32 @@ def decision_diffuser_planner(tiny_decision_diffuser):
     return module.to_planner(dm.task, 1, num_inference_steps=4)
 
 
+@pytest.fixture(scope="session")
+def tiny_diffusion_forcing(tiny_dataset):
+    """A small causal Diffusion Forcing model: 4 tokens of 3 env steps, trained for a few steps."""
+    from diffplan.algorithms.diffusion_forcing import DiffusionForcing
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=12, stride=1, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    module = DiffusionForcing(dm.normalizer, dm.horizon, frame_stack=3, num_train_timesteps=20,
+                              denoiser_kwargs={"d_model": 16, "depth": 2, "heads": 2, "emb_dim": 16})
+    return fit_a_few_steps(module, dm)
+
+
+@pytest.fixture()
+def diffusion_forcing_planner(tiny_diffusion_forcing):
+    module, dm = tiny_diffusion_forcing
+    return module.to_planner(dm.task, dm.stride, num_inference_steps=4)
+
+
 @pytest.fixture(params=["diffuser", "hierarchical"])
 def planner(request):
     """Every goal-reaching planner passes the same planner tests."""
     return request.getfixturevalue(f"{request.param}_planner")
 
 
-@pytest.fixture(params=["diffuser", "hierarchical", "decision_diffuser"])
+@pytest.fixture(params=["diffuser", "hierarchical", "decision_diffuser", "diffusion_forcing"])
 def any_planner(request):
     """Every planner passes the generic planner tests (determinism, control loop, folders, bad input)."""
     return request.getfixturevalue(f"{request.param}_planner")

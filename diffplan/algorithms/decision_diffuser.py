@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffplan.action_sources import InverseDynamicsActions
 from diffplan.algorithms.conditions import check_conditions, condition_size, condition_value
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
@@ -238,9 +239,4 @@ class DecisionDiffuserPlanner(Planner):
 
     def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """``f(observed s_t, planned s_{t+1})``: the observed state corrects for drift between replans."""
-        j = (k.to(plan.observations.device) + 1).clamp(max=plan.observations.shape[1] - 1)
-        target = plan.observations[torch.arange(plan.batch_size, device=j.device), j]
-        with torch.no_grad():
-            a = self.inverse_dynamics(self.normalizer.normalize("observations", obs.to(target.device)),
-                                      self.normalizer.normalize("observations", target))
-        return self.normalizer.unnormalize("actions", a)
+        return InverseDynamicsActions(self.inverse_dynamics, self.normalizer)(plan, obs, k)

@@ -48,8 +48,7 @@ class TrajectoryDiffusion(L.LightningModule):
         self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"] if diffuse_actions else 0)
         self.horizon = horizon
         self.schedule = NoiseSchedule(num_train_timesteps, beta_schedule, prediction_type)
-        self.denoiser = resolve_class(denoiser_class, nn.Module)(
-            transition_dim=self.layout.transition_dim, horizon=horizon, **(denoiser_kwargs or {}))
+        self.denoiser = self.build_denoiser(denoiser_class, denoiser_kwargs or {})
         self.value = None
         if value_head:
             from diffplan.nn.value import TemporalValue
@@ -60,6 +59,11 @@ class TrajectoryDiffusion(L.LightningModule):
         # kept as attributes: self.hparams of a module nested in another (Hierarchical Diffuser) is the outer one's
         self.bf16, self.value_weight, self.action_weight = bf16, value_weight, action_weight
         self.optim = {"learning_rate": learning_rate, "weight_decay": weight_decay, "warmup_steps": warmup_steps}
+
+    def build_denoiser(self, denoiser_class: str, denoiser_kwargs: dict[str, Any]) -> nn.Module:
+        """The denoiser of (B, H, C) windows; override when the model sees the window another way (tokens)."""
+        return resolve_class(denoiser_class, nn.Module)(transition_dim=self.layout.transition_dim,
+                                                        horizon=self.horizon, **denoiser_kwargs)
 
     def to_planner(self, task: Any, stride: int, **planner_kwargs: Any) -> Any:
         """The Planner that samples this objective's model (each algorithm defines its own)."""

@@ -1,0 +1,393 @@
+"""Diffusion Forcing (Chen et al., NeurIPS 2024): per-token noise levels, a causal denoiser, scheduling matrices.
+
+- A token packs ``frame_stack`` consecutive env steps of ``[actions, observations]``; the denoiser is a transformer
+  over tokens with one noise level per token (causal by default, so a plan can be extended past its horizon).
+- Training draws an independent level per token, weights the loss by min(SNR, 5) (DF's), cuts each window at a
+  random token and forces the tail to pure noise at a small loss weight (flexible horizon), and gives the first
+  token a low level half of the time (it plays the observed context at sampling time).
+- Sampling runs the one ``denoise`` loop over env steps ``(B, tokens * frame_stack, C)`` with a scheduling matrix
+  (full sequence, pyramid, autoregressive) repeated over each token's steps; the denoiser sees tokens. The current
+  observation is inpainted; in ``rollout`` the last tokens of the previous window are clean context (t = -1).
+- Goals enter through guidance on the predicted x0: ``tanh(|p - g| / 2)`` summed over planned positions, its
+  gradient taken through the denoiser (DPS); Monte-Carlo guidance (MCTG) averages each token's gradient over
+  several re-noised samples of the tokens after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from diffplan.action_sources import InverseDynamicsActions
+from diffplan.configurable import resolve_class
+from diffplan.data.layout import TrajectoryLayout
+from diffplan.data.normalizer import Normalizer
+from diffplan.diffusion.constraints import Inpaint
+from diffplan.diffusion.objective import TrajectoryDiffusion
+from diffplan.diffusion.sampler import denoise, randn
+from diffplan.diffusion.schedules import NoiseSchedule
+from diffplan.diffusion.scheduling import scheduling_matrix
+from diffplan.guidance.base import Guidance, GuidanceContext, ModelFn
+from diffplan.nn.inverse_dynamics import InverseDynamics
+from diffplan.planner import Plan, PlanContext, Planner, steer
+from diffplan.tasks import Task
+
+SCHEDULING = ("full_sequence", "pyramid", "autoregressive")
+
+
+def pack_tokens(x: torch.Tensor, frame_stack: int) -> torch.Tensor:
+    """Env steps (B, N * frame_stack, C) -> tokens (B, N, frame_stack * C)."""
+    return rearrange(x, "b (n f) c -> b n (f c)", f=frame_stack)
+
+
+def unpack_tokens(tokens: torch.Tensor, frame_stack: int) -> torch.Tensor:
+    """Tokens (B, N, frame_stack * C) -> env steps (B, N * frame_stack, C)."""
+    return rearrange(tokens, "b n (f c) -> b (n f) c", f=frame_stack)
+
+
+def token_model(denoiser: nn.Module, frame_stack: int) -> ModelFn:
+    """The token denoiser as a model of env steps: ``(x (B, H, C), t (B,) or (B, H)) -> (B, H, C)``.
+
+    Each token's level is read from its first step; clean tokens (t = -1) are shown to the network as level 0, the
+    lowest level it was trained on.
+    """
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t_tokens = t[:, ::frame_stack] if t.dim() == 2 else t
+        return unpack_tokens(denoiser(pack_tokens(x, frame_stack), t_tokens.clamp(min=0)), frame_stack)
+
+    return model_fn
+
+
+def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor, clip: float = 5.0) -> torch.Tensor:
+    """Min-SNR loss weight at levels ``t`` (B, H), broadcast against ``like``: min(SNR, clip) for x0 prediction,
+    min(SNR, clip) / SNR for epsilon prediction (both weight the x0 error by min(SNR, clip))."""
+    a = schedule.alpha_bar(t, like)
+    snr = a / (1 - a).clamp(min=1e-12)
+    clipped = snr.clamp(max=clip)
+    return clipped if schedule.prediction_type == "sample" else clipped / snr.clamp(min=1e-12)
+
+
+class DiffusionForcing(TrajectoryDiffusion):
+    """The DF objective over windows of ``horizon = tokens * frame_stack`` env steps (data stride 1).
+
+    Args:
+        frame_stack: env steps per token (DF uses 10).
+        causal: the transformer attends only to earlier tokens (needed for ``rollout``; DF v1.5 plans non-causal).
+        snr_clip: the min-SNR weight's cap (DF: 5).
+        tail_weight: loss weight of the tokens after the random cut (0 disables the cut; DF: 0.05).
+        low_noise_first: probability that the first token's level is drawn below K / 4 (DF: 0.5).
+        inverse_dynamics_kwargs: also train an ``InverseDynamics`` head (its size: hidden, depth) on each window's
+            first transition, for ``action_source="inverse_dynamics"`` (None: no head).
+        denoiser_class, denoiser_kwargs: a transformer taking per-token timesteps (``TransformerDenoiser``).
+        Other arguments: as ``TrajectoryDiffusion`` (schedule, optimizer); there is no value head.
+    """
+
+    def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
+                 snr_clip: float = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
+                 inverse_dynamics_kwargs: dict[str, Any] | None = None,
+                 denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
+                 denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
+                 goal_dims: tuple[int, ...] = (), **kwargs: Any):
+        if frame_stack < 1 or horizon % frame_stack or horizon // frame_stack < 2:
+            raise ValueError(f"horizon={horizon} must be a multiple (>= 2 tokens) of frame_stack={frame_stack}.")
+        if kwargs.pop("value_head", False):
+            raise ValueError("Diffusion Forcing has no value head; goals steer it by guidance.")
+        self.frame_stack, self.causal = frame_stack, causal  # read by build_denoiser during super().__init__
+        super().__init__(normalizer, horizon, denoiser_class=denoiser_class, denoiser_kwargs=denoiser_kwargs,
+                         prediction_type=prediction_type, value_head=False, goal_dims=goal_dims, **kwargs)
+        self.snr_clip, self.tail_weight, self.low_noise_first = snr_clip, tail_weight, low_noise_first
+        self.inverse_dynamics = None if inverse_dynamics_kwargs is None else InverseDynamics(
+            self.layout.obs_dim, self.layout.act_dim, **inverse_dynamics_kwargs)
+
+    @property
+    def tokens(self) -> int:
+        return self.horizon // self.frame_stack
+
+    def build_denoiser(self, denoiser_class: str, denoiser_kwargs: dict[str, Any]) -> nn.Module:
+        kwargs = {"causal": self.causal, **denoiser_kwargs}
+        return resolve_class(denoiser_class, nn.Module)(transition_dim=self.frame_stack * self.layout.transition_dim,
+                                                        horizon=self.horizon // self.frame_stack, **kwargs)
+
+    def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> DiffusionForcingPlanner:
+        if stride != 1:
+            raise ValueError(f"Diffusion Forcing tokens pack consecutive env steps: train with stride 1, got {stride}.")
+        return DiffusionForcingPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser,
+                                       inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
+                                       horizon=self.horizon, frame_stack=self.frame_stack, **planner_kwargs)
+
+    def training_constraints(self, x0: torch.Tensor) -> Inpaint:
+        """The current observation (step 0) is known, as at sampling time."""
+        mask = torch.zeros_like(x0, dtype=torch.bool)
+        mask[:, 0, self.layout.channels("observations")] = True
+        return Inpaint(mask, x0)
+
+    def sample_timesteps(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B, N) levels, independent per token; the first token below K / 4 with probability ``low_noise_first``."""
+        k = self.schedule.num_train_timesteps
+        t = torch.randint(0, k, (x0.shape[0], self.tokens), device=x0.device)
+        low = torch.rand(x0.shape[0], device=x0.device) < self.low_noise_first
+        t[:, 0] = torch.where(low, torch.randint(0, max(k // 4, 1), (x0.shape[0],), device=x0.device), t[:, 0])
+        return t
+
+    def tail_mask(self, b: int, device: torch.device) -> torch.Tensor:
+        """(B, N) bool: the tokens after a random cut (each window keeps 1..N tokens; none cut if tail_weight = 0)."""
+        keep = torch.randint(1, self.tokens + 1, (b, 1), device=device)
+        tail = torch.arange(self.tokens, device=device)[None] >= keep
+        return tail & (self.tail_weight > 0)
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x0 = self.normalize_batch(batch)
+        constraints = self.training_constraints(x0)
+        fs, k = self.frame_stack, self.schedule.num_train_timesteps
+        tail = self.tail_mask(x0.shape[0], x0.device)
+        t = torch.where(tail, k - 1, self.sample_timesteps(x0)).repeat_interleave(fs, 1)  # (B, H) per env step
+        noise = torch.randn_like(x0)
+        tail_steps = tail.repeat_interleave(fs, 1)[..., None]
+        x_t = constraints.apply(torch.where(tail_steps, noise, self.schedule.add_noise(x0, noise, t)))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            prediction = token_model(self.denoiser, fs)(x_t, t).float()
+        free = (~constraints.mask).float()
+        weight = free * min_snr_weight(self.schedule, t, x0, self.snr_clip)
+        weight = weight * torch.where(tail_steps, self.tail_weight, 1.0)
+        target = self.make_target(x0, noise, t)
+        out = {"diffusion": ((prediction - target) ** 2 * weight).sum() / free.sum()}
+        out["loss"] = out["diffusion"]
+        if self.inverse_dynamics is not None:  # step 0 -> 1 is a real transition in every window
+            obs, act = x0[..., self.layout.channels("observations")], x0[..., self.layout.channels("actions")]
+            out["inverse_dynamics"] = ((self.inverse_dynamics(obs[:, 0], obs[:, 1]) - act[:, 0]) ** 2).mean()
+            out["loss"] = out["loss"] + out["inverse_dynamics"]
+        return out
+
+
+class GoalGuidance(Guidance):
+    """DF's goal guidance on the predicted x0, with Monte-Carlo guidance over futures (MCTG).
+
+    The loss is ``sum_steps tanh(|p - g| / 2)`` over the planned positions ``p`` (``goal_dims`` of the observations,
+    in env units); its gradient with respect to x_t is taken through the denoiser (DPS) and moves x0:
+    ``x0 <- x0 - scale * grad`` on free entries.
+
+    MCTG: the tokens noisier than the least noisy moving token (the frontier) are the future. ``samples - 1``
+    extra futures are drawn by re-noising the predicted x0 of those tokens to their level and predicting again; the
+    loss is averaged over all samples, so the present tokens' gradients are averaged over futures (the future tokens
+    keep their plain gradient). ``samples = 1`` is plain guidance.
+
+    Args:
+        goal: (B, G) goals in env units.
+        goal_dims: the observation dims the goal gives (positions).
+        scale: guidance scale (0: no-op).
+        samples: MCTG samples per step (1 = plain guidance).
+    """
+
+    needs_grad = True
+
+    def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1):
+        super().__init__()
+        if samples < 1:
+            raise ValueError(f"mctg_samples must be >= 1, got {samples}.")
+        self.goal, self.goal_dims, self.scale, self.samples = goal, list(goal_dims), scale, samples
+
+    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
+        return model_fn(x, t)
+
+    def loss(self, x0: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        """Sum over batch and steps of ``tanh(|p - g| / 2)`` (per-row terms are independent)."""
+        positions = ctx.to_env(x0)["observations"][..., self.goal_dims]
+        return torch.tanh((positions - self.goal.to(x0)[:, None]).norm(dim=-1) / 2).sum()
+
+    def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
+        """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""
+        if ctx.t.dim() != 2:
+            return None
+        moves = ctx.t != ctx.t_prev
+        frontier = torch.where(moves, ctx.t, torch.full_like(ctx.t, torch.iinfo(ctx.t.dtype).max)).amin(1, True)
+        future = ctx.t > frontier
+        return future if bool(future.any()) else None
+
+    def guide_x0(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        if self.scale == 0:
+            return x0
+        future = self.future(ctx) if self.samples > 1 else None
+        if future is None:
+            (grad,) = torch.autograd.grad(self.loss(x0, ctx), x_t)
+        else:
+            grad = self._mctg_gradient(x0, x_t, ctx, future)
+        if ctx.free is not None:
+            grad = grad * ctx.free
+        return x0.detach() - self.scale * grad
+
+    def _mctg_gradient(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext,
+                       future: torch.Tensor) -> torch.Tensor:
+        model_fn: ModelFn = ctx.scratch["model_fn"]
+        (g_plain,) = torch.autograd.grad(self.loss(x0, ctx), x_t)
+        extra = x0.new_zeros(())
+        for _ in range(self.samples - 1):
+            noise = randn(x0.shape, ctx.generator, x0.device, x0.dtype)
+            x_j = torch.where(future[..., None], ctx.schedule.add_noise(x0.detach(), noise, ctx.t), x_t)
+            extra = extra + self.loss(ctx.schedule.to_x0(model_fn(x_j, ctx.t), x_j, ctx.t), ctx)
+        (g_extra,) = torch.autograd.grad(extra, x_t)
+        return torch.where(future[..., None], g_plain, (g_plain + g_extra) / self.samples)
+
+
+class DiffusionForcingPlanner(Planner):
+    """Plan ``horizon`` env steps (``horizon / frame_stack`` tokens) from the current observation; ``rollout``
+    extends a plan past the horizon with a sliding window of clean context.
+
+    Args:
+        normalizer, denoiser: trained components.
+        schedule: the training noise schedule (``NoiseSchedule.config``).
+        horizon, frame_stack: env steps per plan, env steps per token.
+        num_inference_steps: sampling levels S (DDIM timesteps).
+        scheduling: ``"pyramid"`` (with ``uncertainty``), ``"full_sequence"`` or ``"autoregressive"``.
+        eta: 0 = DDIM, 1 = DDPM-like ancestral noise.
+        guidance_scale: goal guidance scale (0 = off; used only when a goal is given).
+        mctg_samples: Monte-Carlo guidance samples of the future per step (1 = plain guidance).
+        goal_inpainting: also pin the goal position at the plan's last step.
+        rollout_context: clean context tokens carried from one window to the next in ``rollout``.
+        replan_every: env steps between plans in ``act`` (default: one token, ``frame_stack``).
+        action_source: ``"diffused"`` (default) executes the planned actions of the steps reached;
+            ``"inverse_dynamics"`` acts by ``f(observed s_t, planned s_{t+1})`` (needs the ``inverse_dynamics``
+            head); ``"tracker"`` as for every planner.
+    """
+
+    components = ("normalizer", "denoiser", "inverse_dynamics")
+
+    def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
+                 horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
+                 uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
+                 goal_inpainting: bool = False, rollout_context: int = 1, **planner_kwargs: Any):
+        planner_kwargs.setdefault("replan_every", frame_stack)
+        super().__init__(task, **planner_kwargs)
+        self.save_config(locals())
+        if scheduling not in SCHEDULING:
+            raise ValueError(f"scheduling must be one of {SCHEDULING}, got {scheduling!r}.")
+        if horizon % frame_stack:
+            raise ValueError(f"horizon={horizon} must be a multiple of frame_stack={frame_stack}.")
+        self.normalizer, self.denoiser, self.inverse_dynamics = normalizer, denoiser, inverse_dynamics
+        self.action_source = self.action_source  # checked again, now that the components are set
+        self.schedule = NoiseSchedule.from_config(schedule)
+        dims = normalizer.config["dims"]
+        self.layout = TrajectoryLayout(obs_dim=dims["observations"], act_dim=dims["actions"])
+        self.horizon, self.frame_stack, self.tokens = horizon, frame_stack, horizon // frame_stack
+        if not 1 <= rollout_context < self.tokens:
+            raise ValueError(f"rollout_context={rollout_context} must be in [1, {self.tokens - 1}].")
+        self.num_inference_steps, self.scheduling, self.uncertainty, self.eta = (
+            num_inference_steps, scheduling, uncertainty, eta)
+        self.guidance_scale, self.mctg_samples, self.goal_inpainting = guidance_scale, mctg_samples, goal_inpainting
+        self.rollout_context = rollout_context
+        self.model_fn = token_model(denoiser, frame_stack)
+        self._matrices: dict[tuple, torch.Tensor] = {}
+        for tokens in (self.tokens, self.tokens - rollout_context):
+            self._matrix(tokens)
+        self.eval()
+
+    @property
+    def obs_dim(self) -> int:
+        return self.layout.obs_dim
+
+    @Planner.action_source.setter
+    def action_source(self, name: str) -> None:
+        if name != "inverse_dynamics":
+            Planner.action_source.fset(self, name)
+            return
+        model = getattr(self, "inverse_dynamics", ...)  # ...: not set yet (Planner.__init__); checked again later
+        if model is None:
+            raise ValueError("action_source='inverse_dynamics' needs a planner trained with inverse_dynamics_kwargs.")
+        self._action_source_name = name
+
+    def action_from_plan(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if self.action_source == "inverse_dynamics":
+            return InverseDynamicsActions(self.inverse_dynamics, self.normalizer)(plan, obs, k)
+        return super().action_from_plan(plan, obs, k)
+
+    def goal_guidance(self, goal: torch.Tensor | None) -> Guidance | None:
+        """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0."""
+        if goal is None or not self.guidance_scale:
+            return None
+        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples)
+
+    def _matrix(self, tokens: int) -> torch.Tensor:
+        """The (M, tokens) scheduling matrix, kept per setting (built on the CPU, once)."""
+        key = (self.scheduling, self.num_inference_steps, tokens, self.uncertainty)
+        if key not in self._matrices:
+            self._matrices[key] = scheduling_matrix(self.scheduling, self.schedule, self.num_inference_steps, tokens,
+                                                    self.uncertainty)
+        return self._matrices[key]
+
+    def timesteps(self, b: int, context_tokens: int = 0) -> torch.Tensor:
+        """(M, B, H) per-step levels: the scheduling matrix over the new tokens, -1 on ``context_tokens`` tokens."""
+        matrix = self._matrix(self.tokens - context_tokens).to(self.device)
+        clean = torch.full((matrix.shape[0], context_tokens), -1, dtype=matrix.dtype, device=self.device)
+        levels = torch.cat([clean, matrix], dim=1).repeat_interleave(self.frame_stack, 1)
+        return levels[:, None].expand(-1, b, -1)
+
+    def constraints(self, obs: torch.Tensor, like: torch.Tensor, goal: torch.Tensor | None = None,
+                    context: torch.Tensor | None = None) -> Inpaint:
+        """The current observation at step 0, or whole clean ``context`` steps (B, K, C) normalized; the goal
+        position at the last step with ``goal_inpainting``."""
+        c = Inpaint.empty(like)
+        if context is not None:
+            c.mask[:, : context.shape[1]] = True
+            c.values[:, : context.shape[1]] = context
+        else:
+            c.pin(0, self.layout.channels("observations"), self.normalizer.normalize("observations", obs))
+        if goal is not None and self.goal_inpainting:
+            dims = list(self.task.goal_dims)
+            c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
+        return c
+
+    def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                      guidance: Guidance | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One window (B, horizon, C), normalized, from ``obs`` (B, O) or from clean ``context`` steps (B, K, C)
+        (K a multiple of ``frame_stack``; the causal model does not see what follows them)."""
+        b = obs.shape[0]
+        noise = randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
+        k = 0 if context is None else context.shape[1] // self.frame_stack
+        guidance = steer(self.goal_guidance(goal), guidance)
+        return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),
+                       constraints=self.constraints(obs, noise, goal, context), guidance=guidance, eta=self.eta,
+                       clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
+                       context={"normalizer": self.normalizer, "layout": self.layout})
+
+    def to_plan(self, x: torch.Tensor) -> Plan:
+        fields = self.layout.unpack(x)
+        return Plan(observations=self.normalizer.unnormalize("observations", fields["observations"]),
+                    actions=self.normalizer.unnormalize("actions", fields["actions"]), stride=1, normalized=x)
+
+    @torch.no_grad()
+    def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
+               generator: torch.Generator | None = None) -> Plan:
+        """``n`` plans of ``horizon`` env steps per row (see ``Planner.sample``); a goal steers by guidance."""
+        context = context.to(self.device)
+        obs = context.obs.repeat_interleave(n, 0)
+        goal = context.goal.repeat_interleave(n, 0) if context.goal is not None else None
+        return self.to_plan(self.sample_window(obs, goal, guidance=guidance, generator=generator))
+
+    @torch.no_grad()
+    def rollout(self, obs: Any, steps: int, goal: Any = None, generator: torch.Generator | None = None,
+                guidance: Guidance | dict | None = None) -> Plan:
+        """A plan of ``steps`` env steps, past the horizon: each next window starts from the last
+        ``rollout_context`` tokens of the one before as clean context (t = -1) and adds the tokens after them.
+
+        Returns:
+            Plan with observations (B, steps, O) and actions (B, steps, A), stride 1.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}.")
+        x, g, _ = self.parse_observation(obs, goal)
+        x, g = x.to(self.device), None if g is None else g.to(self.device)
+        guidance = self._steering(guidance)
+        window = self.sample_window(x, g, guidance=guidance, generator=generator)
+        parts, total = [window], self.horizon
+        keep = self.rollout_context * self.frame_stack
+        while total < steps:
+            window = self.sample_window(x, g, context=window[:, self.horizon - keep:], guidance=guidance,
+                                        generator=generator)
+            parts.append(window[:, keep:])
+            total += self.horizon - keep
+        plan = self.to_plan(torch.cat(parts, dim=1)[:, :steps])
+        return self._checked(plan, PlanContext(obs=x, goal=g))

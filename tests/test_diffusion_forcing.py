@@ -1,0 +1,357 @@
+"""Diffusion Forcing: per-token training noise, scheduling matrices through the one sampler, clean context,
+causality, goal guidance and MCTG, rollouts past the horizon, and the control loop. (DF also runs the shared planner
+tests of test_planner.py and test_sampling_core.py through the ``any_planner`` fixture.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+
+from diffplan.algorithms.diffusion_forcing import (
+    DiffusionForcing,
+    DiffusionForcingPlanner,
+    GoalGuidance,
+    min_snr_weight,
+    pack_tokens,
+    unpack_tokens,
+)
+from diffplan.diffusion.sampler import denoise, randn
+from diffplan.diffusion.schedules import NoiseSchedule
+from diffplan.guidance.base import Guidance
+from diffplan.nn.transformer import TransformerDenoiser
+
+GOAL = np.array([-1.0, 1.0])
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def first_batch(dm, n: int = 8) -> dict[str, torch.Tensor]:
+    return default_collate([dm.windows[i] for i in range(n)])
+
+
+class IdentityTokens(nn.Module):
+    """A toy x0 model: x0 = x_t (so DPS gradients through it are the plain gradients)."""
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return tokens
+
+
+class ConstantVelocity(nn.Module):
+    """A causal toy x0 model: each token continues in a straight line (``velocity`` per env step) from the last
+    step of the token before it (token 0 from its own first step, the current observation)."""
+
+    def __init__(self, frame_stack: int, velocity: torch.Tensor):
+        super().__init__()
+        self.frame_stack, self.velocity = frame_stack, velocity
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x = unpack_tokens(tokens, self.frame_stack)
+        i = torch.arange(x.shape[1])
+        anchor = ((i // self.frame_stack) * self.frame_stack - 1).clamp(min=0)
+        return pack_tokens(x[:, anchor] + (i - anchor)[None, :, None] * self.velocity, self.frame_stack)
+
+
+def toy_planner(tiny_diffusion_forcing, denoiser: nn.Module, **kwargs) -> DiffusionForcingPlanner:
+    module, dm = tiny_diffusion_forcing
+    return DiffusionForcingPlanner(dm.task, module.normalizer, denoiser, module.schedule.config, module.horizon,
+                                   frame_stack=module.frame_stack, num_inference_steps=4, **kwargs)
+
+
+def goal_distance(plan, goal=GOAL) -> torch.Tensor:
+    return (plan.observations[..., :2] - torch.tensor(goal, dtype=torch.float32)).norm(dim=-1)
+
+
+# -- tokens and training ----------------------------------------------------------------------------------------
+def test_tokens_pack_frame_stack_steps_of_actions_and_observations():
+    x = torch.arange(2 * 6 * 5, dtype=torch.float32).reshape(2, 6, 5)
+    tokens = pack_tokens(x, 3)
+    assert tokens.shape == (2, 2, 15)
+    torch.testing.assert_close(tokens[:, 1, 5:10], x[:, 4])  # token 1, its second step
+    assert torch.equal(unpack_tokens(tokens, 3), x)
+
+
+def test_model_and_windows_have_the_token_shapes(tiny_diffusion_forcing):
+    module, dm = tiny_diffusion_forcing
+    assert module.tokens == 4 and module.frame_stack == 3 and dm.horizon == 12 and dm.stride == 1
+    assert module.denoiser.config["transition_dim"] == 3 * 6 and module.denoiser.config["horizon"] == 4
+    assert module.denoiser.config["causal"] is True
+    with pytest.raises(ValueError, match="multiple"):
+        DiffusionForcing(module.normalizer, 10, frame_stack=3)
+    with pytest.raises(ValueError, match="stride 1"):
+        module.to_planner(dm.task, 2)
+
+
+def test_training_noise_differs_per_token(tiny_diffusion_forcing, monkeypatch):
+    module, dm = tiny_diffusion_forcing
+    seen = []
+    forward = module.denoiser.forward
+    monkeypatch.setattr(module.denoiser, "forward", lambda x, t, c=None: seen.append((x, t)) or forward(x, t, c))
+    torch.manual_seed(0)
+    module.losses(first_batch(dm, 16))
+    tokens, t = seen[0]
+    assert tokens.shape == (16, 4, 18) and t.shape == (16, 4)
+    assert (t != t[:, :1]).any(1).all()  # every window has tokens at different levels
+    assert len(t.unique()) > 8
+    monkeypatch.setattr(module, "low_noise_first", 1.0)
+    module.losses(first_batch(dm, 16))
+    assert (seen[1][1][:, 0] < module.schedule.num_train_timesteps // 4).all()
+
+
+def test_tokens_after_the_cut_are_pure_noise_at_the_top_level(tiny_diffusion_forcing, monkeypatch):
+    module, dm = tiny_diffusion_forcing
+    seen = []
+    forward = module.denoiser.forward
+    monkeypatch.setattr(module.denoiser, "forward", lambda x, t, c=None: seen.append((x, t)) or forward(x, t, c))
+    tail = torch.tensor([False, False, True, True])
+    monkeypatch.setattr(module, "tail_mask", lambda b, device: tail.expand(b, -1))
+    batch = first_batch(dm)
+    changed = {k: v.clone() for k, v in batch.items()}
+    changed["observations"][:, 3:] += 0.3  # env steps 3.. are tokens 1, 2 and 3
+    for b in (batch, changed):
+        torch.manual_seed(0)
+        module.losses(b)
+    (x_a, t_a), (x_b, t_b) = seen
+    assert torch.equal(t_a, t_b)
+    assert (t_a[:, 2:] == module.schedule.num_train_timesteps - 1).all()
+    assert torch.equal(x_a[:, 2:], x_b[:, 2:])  # the tail's input does not depend on the data: pure noise
+    assert not torch.equal(x_a[:, 1], x_b[:, 1])  # token 1 (before the cut) does
+
+
+@pytest.mark.parametrize("prediction_type", ["sample", "epsilon"])
+def test_min_snr_weight_caps_the_x0_error_weight_at_five(prediction_type):
+    s = NoiseSchedule(20, prediction_type=prediction_type)
+    t = torch.tensor([[0, 5, 10, 19]])
+    a = s.alphas_cumprod[t + 1]
+    snr = a / (1 - a)
+    w = min_snr_weight(s, t, torch.zeros(1, 4, 1))[..., 0]
+    x0_weight = w if prediction_type == "sample" else w * snr  # an epsilon error is an x0 error times sqrt(SNR)
+    torch.testing.assert_close(x0_weight, snr.clamp(max=5.0))
+
+
+def test_a_few_training_steps_lower_the_loss(tiny_diffusion_forcing, loss_drop):
+    module, dm = tiny_diffusion_forcing
+    copy = DiffusionForcing(module.normalizer, 12, frame_stack=3, num_train_timesteps=20,
+                            denoiser_kwargs={"d_model": 16, "depth": 1, "heads": 2, "emb_dim": 16})
+    assert loss_drop(copy, first_batch(dm, 16), steps=30, lr=3e-3) < 0.9
+
+
+# -- sampling -----------------------------------------------------------------------------------------------------
+def test_full_sequence_scheduling_equals_the_scalar_timestep_sampler(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    planner.scheduling = "full_sequence"
+    obs = torch.as_tensor(obs_batch, dtype=torch.float32)
+    by_matrix = planner.sample_window(obs, generator=gen(5))
+    noise = randn(by_matrix.shape, gen(5), "cpu")
+    scalar = denoise(planner.model_fn, planner.schedule, noise, planner.schedule.sampling_timesteps(4),
+                     constraints=planner.constraints(obs, noise), clip_denoised=True)
+    torch.testing.assert_close(by_matrix, scalar, rtol=0, atol=0)
+
+
+def test_pyramid_and_autoregressive_schedules_give_finite_plans_from_the_observation(diffusion_forcing_planner,
+                                                                                    obs_batch):
+    planner = diffusion_forcing_planner
+    plans = {}
+    for kind in ("pyramid", "autoregressive", "full_sequence"):
+        planner.scheduling = kind
+        plans[kind] = planner.plan(obs_batch, generator=gen(1))
+        assert plans[kind].observations.shape == (3, 12, 4) and torch.isfinite(plans[kind].observations).all()
+        torch.testing.assert_close(plans[kind].observations[:, 0], torch.as_tensor(obs_batch, dtype=torch.float32))
+    assert not torch.equal(plans["pyramid"].observations, plans["full_sequence"].observations)
+    planner.scheduling = "pyramid"
+    assert len(planner.timesteps(3)) == 4 + 3 + 1  # S + (N - 1) u rows, then the clean one
+
+
+def test_clean_context_tokens_stay_bit_unchanged(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    obs = torch.as_tensor(obs_batch, dtype=torch.float32)
+    context = torch.rand(3, 6, 6, generator=gen(2)) * 2 - 1  # two clean tokens
+    out = planner.sample_window(obs, context=context, generator=gen(3))
+    assert torch.equal(out[:, :6], context) and not torch.equal(out[:, 6:9], out[:, 3:6])
+    # without inpainting, the schedule alone holds them: their level is -1 in every row
+    start = torch.cat([context, torch.randn(3, 6, 6, generator=gen(4))], dim=1)
+    timesteps = planner.timesteps(3, context_tokens=2)
+    assert (timesteps[:, :, :6] == -1).all() and (timesteps[0, :, 6:] >= 0).all()
+    _, trajectory = denoise(planner.model_fn, planner.schedule, start, timesteps, eta=1.0, generator=gen(5),
+                            return_trajectory=True)
+    assert all(torch.equal(x[:, :6], context) for x in trajectory.samples)
+
+
+def test_past_tokens_of_the_causal_model_ignore_future_tokens(tiny_diffusion_forcing):
+    module, _ = tiny_diffusion_forcing
+    torch.manual_seed(0)
+    for causal in (True, False):
+        net = TransformerDenoiser(18, 4, d_model=16, depth=2, heads=2, emb_dim=16, causal=causal)
+        net.load_state_dict(module.denoiser.state_dict())
+        for block in net.blocks:  # adaLN-Zero starts as the identity; give the blocks something to mix
+            nn.init.normal_(block.ada[1].weight, std=0.3)
+        x, t = torch.randn(2, 4, 18), torch.randint(0, 20, (2, 4))
+        x2, t2 = x.clone(), t.clone()
+        x2[:, 2:], t2[:, 2:] = torch.randn(2, 2, 18), torch.randint(0, 20, (2, 2))
+        with torch.no_grad():
+            a, b = net(x, t), net(x2, t2)
+        if causal:
+            torch.testing.assert_close(a[:, :2], b[:, :2], rtol=0, atol=0)
+        else:
+            assert not torch.allclose(a[:, :2], b[:, :2])
+
+
+# -- goals: guidance and MCTG --------------------------------------------------------------------------------------
+class PlainGoalGuidance(Guidance):
+    """A hand-written DPS goal guidance: x0 - scale * d/dx_t sum tanh(|p - g| / 2), on free entries."""
+
+    needs_grad = True
+
+    def __init__(self, goal: torch.Tensor, scale: float):
+        super().__init__()
+        self.goal, self.scale = goal, scale
+
+    def guide_x0(self, x0, x_t, ctx):
+        p = ctx.to_env(x0)["observations"][..., :2]
+        (grad,) = torch.autograd.grad(torch.tanh((p - self.goal[:, None]).norm(dim=-1) / 2).sum(), x_t)
+        return x0.detach() - self.scale * grad * ctx.free
+
+
+def test_mctg_with_one_sample_equals_plain_guidance(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    goal = torch.tensor(GOAL, dtype=torch.float32).expand(3, 2)
+    planner.guidance_scale, planner.mctg_samples = 2.0, 1
+    mctg_one = planner.plan(obs_batch, goal=GOAL, generator=gen(6))
+    planner.guidance_scale = 0.0
+    plain = planner.plan(obs_batch, goal=GOAL, guidance=PlainGoalGuidance(goal, 2.0), generator=gen(6))
+    assert torch.equal(mctg_one.observations, plain.observations) and torch.equal(mctg_one.actions, plain.actions)
+    # more samples average over re-noised futures under a pyramid, deterministically under the generator
+    planner.guidance_scale, planner.mctg_samples = 2.0, 3
+    mctg = [planner.plan(obs_batch, goal=GOAL, generator=gen(6)) for _ in range(2)]
+    assert torch.equal(mctg[0].observations, mctg[1].observations)
+    assert not torch.allclose(mctg[0].observations, plain.observations)
+    # full-sequence sampling has no noisier future tokens: MCTG is plain guidance there
+    planner.scheduling = "full_sequence"
+    planner.mctg_samples = 3
+    full_mctg = planner.plan(obs_batch, goal=GOAL, generator=gen(6))
+    planner.mctg_samples = 1
+    torch.testing.assert_close(full_mctg.observations, planner.plan(obs_batch, goal=GOAL, generator=gen(6)).observations,
+                               rtol=0, atol=0)
+
+
+def test_mctg_future_is_the_tokens_noisier_than_the_frontier():
+    from diffplan.guidance.base import GuidanceContext
+
+    s = NoiseSchedule(20)
+    t = torch.tensor([[-1, -1, 3, 3, 7, 7, 7, 7]])
+    t_prev = torch.tensor([[-1, -1, 2, 2, 7, 7, 7, 7]])
+    ctx = GuidanceContext(schedule=s, t=t, t_prev=t_prev, eta=0.0, step_index=0, num_steps=1)
+    future = GoalGuidance(torch.zeros(1, 2), [0, 1], samples=2).future(ctx)
+    assert future.tolist() == [[False] * 4 + [True] * 4]
+
+
+def test_guidance_scale_zero_is_a_no_op(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    planner.guidance_scale = 0.0
+    assert planner.goal_guidance(torch.zeros(3, 2)) is None
+    with_goal = planner.plan(obs_batch, goal=GOAL, generator=gen(7))
+    without = planner.plan(obs_batch, generator=gen(7))
+    assert torch.equal(with_goal.observations, without.observations)
+    guidance = GoalGuidance(torch.zeros(3, 2), [0, 1], scale=0.0, samples=3)
+    assert torch.equal(planner.plan(obs_batch, guidance=guidance, generator=gen(7)).observations, without.observations)
+
+
+@pytest.mark.parametrize("mctg_samples", [1, 3])
+def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_batch, mctg_samples):
+    planner = toy_planner(tiny_diffusion_forcing, IdentityTokens(), mctg_samples=mctg_samples)
+    distances = {}
+    for scale in (0.0, 1.0):
+        planner.guidance_scale = scale
+        distances[scale] = torch.stack([goal_distance(planner.plan(obs_batch, goal=GOAL, generator=gen(s)))[:, 1:]
+                                        for s in range(3)])
+    assert distances[1.0].mean() < 0.85 * distances[0.0].mean()
+    assert (distances[1.0][..., -1].mean(0) < distances[0.0][..., -1].mean(0)).all()  # every row's end is closer
+
+
+def test_goal_inpainting_pins_the_last_position(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    planner.goal_inpainting, planner.guidance_scale = True, 0.0
+    plan = planner.plan(obs_batch, goal=GOAL, generator=gen(8))
+    torch.testing.assert_close(plan.observations[:, -1, :2], torch.tensor(GOAL, dtype=torch.float32).expand(3, 2))
+
+
+# -- rollouts and the control loop ----------------------------------------------------------------------------------
+def test_rollout_to_four_horizons_is_finite_and_starts_with_the_plan(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    plan = planner.rollout(obs_batch, 4 * planner.horizon, generator=gen(9))
+    assert plan.observations.shape == (3, 48, 4) and plan.actions.shape == (3, 48, 2) and plan.stride == 1
+    assert torch.isfinite(plan.observations).all() and torch.isfinite(plan.actions).all()
+    first = planner.plan(obs_batch, generator=gen(9))
+    assert torch.equal(plan.observations[:, :12], first.observations)  # the causal first window is the plan
+    assert planner.rollout(obs_batch, 5, generator=gen(9)).observations.shape == (3, 5, 4)
+    with pytest.raises(ValueError, match="steps"):
+        planner.rollout(obs_batch, 0)
+
+
+@pytest.mark.parametrize("rollout_context", [1, 2])
+def test_rollout_is_continuous_at_the_window_seams(tiny_diffusion_forcing, obs_batch, rollout_context):
+    """A causal toy that continues each token in a straight line: a rollout past the horizon is one straight line
+    exactly when every window starts from the clean end of the one before."""
+    velocity = torch.full((6,), 0.002)
+    planner = toy_planner(tiny_diffusion_forcing, ConstantVelocity(3, velocity), rollout_context=rollout_context)
+    plan = planner.rollout(obs_batch, 4 * planner.horizon, generator=gen(10))
+    steps = plan.normalized[..., planner.layout.channels("observations")].diff(dim=1)
+    assert plan.normalized.shape[1] == 48
+    torch.testing.assert_close(steps, torch.full_like(steps, 0.002), rtol=0, atol=1e-5)
+
+
+def test_act_executes_the_first_tokens_actions_and_replans_every_token(diffusion_forcing_planner, obs_batch):
+    planner = diffusion_forcing_planner
+    assert planner.replan_every == planner.frame_stack == 3 and planner.action_source == "diffused"
+    planner.reset(seed=1)
+    plans, actions = [], []
+    for _ in range(6):
+        actions.append(planner.act(obs_batch))
+        plans.append(planner.current_plan)
+    assert plans[0] is plans[2] and plans[3] is not plans[2] and plans[3] is plans[5]
+    for k in range(3):
+        np.testing.assert_allclose(actions[k], plans[0].actions[:, k].numpy())
+        np.testing.assert_allclose(actions[3 + k], plans[3].actions[:, k].numpy())
+
+
+def test_settings_are_checked_and_saved(diffusion_forcing_planner, tmp_path):
+    from diffplan import Planner
+
+    planner = diffusion_forcing_planner
+    planner.save_pretrained(tmp_path / "p")
+    loaded = Planner.from_pretrained(tmp_path / "p", scheduling="full_sequence", mctg_samples=2)
+    assert loaded.scheduling == "full_sequence" and loaded.mctg_samples == 2 and loaded.frame_stack == 3
+    with pytest.raises(ValueError, match="scheduling"):
+        Planner.from_pretrained(tmp_path / "p", scheduling="spiral")
+    with pytest.raises(ValueError, match="rollout_context"):
+        Planner.from_pretrained(tmp_path / "p", rollout_context=4)
+
+
+def test_inverse_dynamics_actions_come_from_the_planned_next_state(tiny_diffusion_forcing, obs_batch, tmp_path):
+    from diffplan import Planner
+
+    module, dm = tiny_diffusion_forcing
+    torch.manual_seed(0)
+    with_head = DiffusionForcing(module.normalizer, 12, frame_stack=3, num_train_timesteps=20,
+                                 inverse_dynamics_kwargs={"hidden": 16},
+                                 denoiser_kwargs={"d_model": 16, "depth": 1, "heads": 2, "emb_dim": 16})
+    assert with_head.losses(first_batch(dm))["inverse_dynamics"] > 0
+    planner = with_head.to_planner(dm.task, 1, num_inference_steps=3, action_source="inverse_dynamics")
+    planner.reset(seed=0)
+    obs = torch.as_tensor(obs_batch, dtype=torch.float32)
+    actions = [planner.act(obs_batch) for _ in range(2)]
+    norm = planner.normalizer
+    for k in range(2):
+        expected = norm.unnormalize("actions", with_head.inverse_dynamics(
+            norm.normalize("observations", obs), norm.normalize("observations", planner.current_plan.observations[:, k + 1])))
+        torch.testing.assert_close(torch.as_tensor(actions[k]), expected.detach())
+    planner.save_pretrained(tmp_path / "p")
+    assert Planner.from_pretrained(tmp_path / "p").action_source == "inverse_dynamics"
+    with pytest.raises(ValueError, match="inverse_dynamics_kwargs"):
+        module.to_planner(dm.task, 1, action_source="inverse_dynamics")
+    with pytest.raises(ValueError, match="no value head"):
+        DiffusionForcing(module.normalizer, 12, frame_stack=3, value_head=True)

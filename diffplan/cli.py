@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,19 @@ def _default_name(planner_path: str) -> str:
     return path.parent.name if path.name == "planner" and path.parent.name else path.name
 
 
+def _parse_guidance(text: str | None) -> dict | None:
+    """``--guidance``: a guidance spec as JSON (``diffplan.guidance.spec``)."""
+    if text is None:
+        return None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--guidance expects a JSON object with a \"method\" key, got {text!r} ({err.msg}).") from err
+    if not isinstance(spec, dict):
+        raise TypeError(f"--guidance expects a JSON object with a \"method\" key, got {text!r}.")
+    return spec
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from diffplan.evaluation.plots import plot_paths
     from diffplan.evaluation.results import append_row, result_row
@@ -69,10 +83,11 @@ def _evaluate(args: argparse.Namespace) -> None:
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
     overrides = _parse_overrides(args.set)
+    guidance = _parse_guidance(args.guidance)
     meta = Planner.read_metadata(args.planner) if Path(args.planner).is_dir() else {}
     _check_override_types(overrides, meta.get("config", {}))
     try:
-        planner = Planner.from_pretrained(args.planner, task=args.task, **overrides)
+        planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
     except PlannerFolderError:
         raise
     except (TypeError, ValueError) as err:  # the planner's constructor rejected a value
@@ -89,7 +104,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     name = args.name or _default_name(args.planner)
     if not args.no_record:
         results = Path(args.results or RESULTS_DEFAULT.format(suite=task.suite))
-        append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, args.notes))
+        notes = " ".join(filter(None, [args.notes, f"guidance={args.guidance}" if args.guidance else ""]))
+        append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, notes))
         print(f"row appended to {results}")
         plot = Path(args.plot or results.parent / "figures" / f"{name}-{task.name}.png")
     else:
@@ -143,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--num-envs", type=int, default=10, help="episodes run side by side in a vector env (default: %(default)s)")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a planner setting, e.g. --set num_inference_steps=5 (value: JSON, else a string)")
+    ev.add_argument("--guidance", default=None, metavar="JSON",
+                    help='steer the planner: a guidance spec, e.g. \'{"method": "tfg", "objective": {"type": "reach", '
+                         '"target": [1, 2]}}\' (default: the folder\'s own, if any)')
     ev.add_argument("--results", default=None,
                     help=f"CSV to append the row to (default: {RESULTS_DEFAULT} in the current directory)")
     ev.add_argument("--no-record", action="store_true", help="do not append a results row")

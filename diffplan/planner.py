@@ -195,7 +195,18 @@ class Planner(nn.Module, Configurable):
                                  f"got {tuple(h.shape)}.")
             context.history = h[:, -self.history_length:]
             context.history_mask = torch.ones(context.history.shape[:2], dtype=torch.bool)
-        return self._checked(self.sample(context.to(self.device), 1, self._steering(guidance), generator), context)
+        return self._checked(self.sample_steered(context.to(self.device), guidance, generator), context)
+
+    def sample_steered(self, context: PlanContext, guidance: Guidance | dict | None = None,
+                       generator: torch.Generator | None = None) -> Plan:
+        """One plan per row, steered by ``guidance`` (default ``self.guidance``); a sample-and-select in it
+        (``diffplan.guidance.select.Select``) draws its candidates in one ``sample`` call and keeps the best."""
+        from diffplan.guidance.select import split_select
+
+        select, rest = split_select(self._steering(guidance))
+        if select is None:
+            return self.sample(context, 1, rest, generator)
+        return select.choose(self, context, generator, rest)
 
     def _steering(self, guidance: Guidance | dict | None) -> Guidance | None:
         """The guidance to sample with: ``guidance`` or else ``self.guidance``, either a Guidance or its JSON spec."""
@@ -322,7 +333,7 @@ class Planner(nn.Module, Configurable):
         rows = self._needs_plan | ((self._since_plan >= self.replan_every) if self.replan_every > 0 else False)
         if rows.any():
             context = self._context_for(rows, x, g)
-            plan = self._checked(self.sample(context, 1, self._steering(None), self._act_generator()), context)
+            plan = self._checked(self.sample_steered(context, None, self._act_generator()), context)
             self.current_plan = plan if bool(rows.all()) else self.current_plan.with_rows(rows, plan)
             self._since_plan[rows] = 0
             self._needs_plan[rows] = False
@@ -353,7 +364,12 @@ class Planner(nn.Module, Configurable):
         """Write the planner folder atomically: planner.json, one subfolder per component, README.md.
 
         Replaces an existing planner folder (a re-export); ``overwrite=True`` also deletes files diffplan did not
-        write inside one. Any other existing path is refused (``diffplan.io.check_replaceable``)."""
+        write inside one. Any other existing path is refused (``diffplan.io.check_replaceable``). The planner's
+        ``guidance`` is saved as its JSON spec (``guidance=`` in ``metadata`` overrides it); a Guidance built in
+        Python, without a spec, is not saved."""
+        spec = self.guidance if isinstance(self.guidance, dict) else getattr(self.guidance, "spec", None)
+        if spec is not None:
+            metadata.setdefault("guidance", spec)
         with atomic_folder(path, overwrite) as tmp:
             for name in self.components:
                 module = getattr(self, name)

@@ -47,7 +47,9 @@ class Task:
     """A benchmark task: env, evaluation protocol, dataset, reference scores and planner defaults.
 
     ``observation_key``/``goal_key`` name the fields of gymnasium dict observations; ``goal_dims`` are the
-    observation channels that a goal pins (x, y for PointMaze).
+    observation channels that a goal pins (x, y for PointMaze). Objectives (``diffplan.objectives``) read the
+    dims they need from here: ``position_dims`` (default: ``goal_dims``), ``velocity_dims`` and
+    ``forward_speed_dim`` (the observation index of the forward velocity in m/s, e.g. 5 on Hopper-v5).
     """
 
     name: str
@@ -63,8 +65,15 @@ class Task:
     goal_dims: tuple[int, ...] = ()
     window_padding: str = "hold"  # "hold": after an episode ends, stay at its last state, zero velocity/action
     velocity_dims: tuple[int, ...] = ()
+    position_dims: tuple[int, ...] = ()
+    forward_speed_dim: int | None = None
     discount: float = 0.99
     defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        """The observation dims holding the agent's position: ``position_dims``, else ``goal_dims``."""
+        return self.position_dims or self.goal_dims
 
     @property
     def maze_map(self) -> list[list[Any]] | None:
@@ -94,7 +103,7 @@ class Task:
         try:
             d["eval"] = EvalCard(**d["eval"])
             d["dataset"] = DatasetCard(**d["dataset"])
-            for key in ("goal_dims", "velocity_dims"):
+            for key in ("goal_dims", "velocity_dims", "position_dims"):
                 d[key] = tuple(d.get(key, ()))
             return cls(**d)
         except (KeyError, TypeError) as err:

@@ -61,6 +61,9 @@ def one_line_error(capsys, argv: list[str]) -> str:
     (["--set", "num_inference_steps=ten"], "--set num_inference_steps='ten': expected type int"),
     (["--set", "action_source=teleport"], "--set action_source=teleport: action_source must be one of"),
     (["--set", "num_inference_step=5"], "Unknown planner settings ['num_inference_step']"),
+    (["--guidance", "{method: tfg}"], "--guidance expects a JSON object with a \"method\" key"),
+    (["--guidance", '"tfg"'], "--guidance expects a JSON object with a \"method\" key"),
+    (["--guidance", '{"method": "tfg"}'], "Guidance 'tfg' takes \"objective\""),
 ])
 def test_bad_evaluate_arguments_are_one_clear_line(diffuser_planner, tmp_path, capsys, args, message):
     diffuser_planner.save_pretrained(tmp_path / "planner")
@@ -203,3 +206,12 @@ def test_export_into_the_runs_own_root_or_a_user_folder_is_refused_before_traini
     assert "not a planner folder" in err
     assert (tmp_path / "notes.txt").read_text() == "mine" and (user / "table.csv").exists()
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
+
+
+def test_evaluate_takes_a_guidance_spec_and_records_it_in_the_row(diffuser_planner, tmp_path):
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    spec = '{"method": "tfg", "objective": {"type": "reach", "target": [3.0, 1.0]}}'
+    main(["evaluate", str(tmp_path / "planner"), "--episodes", "1", "--num-envs", "1", "--quiet", "--guidance", spec,
+          "--results", str(tmp_path / "results.csv"), "--plot", str(tmp_path / "paths.png")])
+    (row,) = read_rows(tmp_path / "results.csv")
+    assert f"guidance={spec}" in row["notes"]

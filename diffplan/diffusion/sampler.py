@@ -82,7 +82,7 @@ def denoise(model_fn: ModelFn, schedule: NoiseSchedule, x: torch.Tensor, timeste
         t = _per_sample(timesteps[i], b, device)
         t_prev = _per_sample(timesteps[i + 1], b, device) if i + 1 < len(timesteps) else torch.full_like(t, -1)
         ctx = GuidanceContext(schedule=schedule, t=t, t_prev=t_prev, eta=eta, step_index=i, num_steps=len(timesteps),
-                              constraints=constraints, generator=generator,
+                              constraints=constraints, generator=generator, timesteps=timesteps,
                               coefficients=schedule.coefficients(t, t_prev, eta, x), **(context or {}))
         for r in range(recurrence):
             ctx.scratch.clear()

@@ -1,4 +1,8 @@
-"""Guidance: steer sampling with two hooks, ``predict`` (model level) and ``step`` (sample level)."""
+"""Guidance: steer sampling with hooks (``predict``, ``guide_x0``, ``guide_step``), compose, select whole plans.
+
+Methods: classifier-free (``cfg``), value gradients (``value``), training-free guidance and its presets (``tfg``),
+sample-and-select (``select``); their JSON form is ``spec.guidance_from_spec``.
+"""
 
 from diffplan.guidance.base import Compose, Guidance
 

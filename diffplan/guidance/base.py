@@ -37,6 +37,8 @@ class GuidanceContext:
         t, t_prev: this step's levels, (B,) or (B, H) integer tensors (-1 = clean).
         eta: the step's stochasticity (0 = DDIM, 1 = DDPM).
         step_index, num_steps: position in the chain.
+        timesteps: the chain's rows, (S,), (S, B) or (S, B, H) (schedules that weigh steps against the whole chain,
+            e.g. TFG's; None in hand-built contexts).
         constraints: the inpainting constraints (None: nothing pinned); ``mask`` is their (B, H, C) bool mask.
         normalizer, layout: map packed normalized samples to environment units (None in bare ``denoise`` calls).
         generator: the sampler's randomness (for hooks that draw noise).
@@ -55,6 +57,7 @@ class GuidanceContext:
     generator: torch.Generator | None = None
     coefficients: StepCoefficients | None = None
     scratch: dict[str, Any] = field(default_factory=dict)
+    timesteps: torch.Tensor | None = None
 
     def to_env(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Packed normalized (B, H, C) -> {"observations": (B, H, O), "actions": (B, H, A)} in environment units

@@ -15,7 +15,10 @@ from diffplan.guidance.base import Guidance
 if TYPE_CHECKING:
     from diffplan.planner import Planner
 
-METHODS: dict[str, str] = {}  # filled by the guidance methods (training-free guidance, sample-and-select)
+METHODS: dict[str, str] = {
+    **{name: "diffplan.guidance.tfg.from_spec" for name in ("tfg", "dps", "lgd", "freedom", "mpgd", "ugd")},
+    "select": "diffplan.guidance.select.from_spec",
+}
 
 
 def guidance_from_spec(spec: Guidance | dict[str, Any], planner: Planner) -> Guidance:
@@ -29,4 +32,6 @@ def guidance_from_spec(spec: Guidance | dict[str, Any], planner: Planner) -> Gui
         known = ", ".join(sorted(METHODS)) or "none yet"
         raise ValueError(f"Unknown guidance method {method!r}; known methods: {known}.")
     module_name, _, name = METHODS[method].rpartition(".")
-    return getattr(importlib.import_module(module_name), name)(spec, planner)
+    guidance = getattr(importlib.import_module(module_name), name)(spec, planner)
+    guidance.spec = dict(spec)  # what save_pretrained writes to planner.json
+    return guidance

@@ -1,0 +1,85 @@
+"""Sample-and-select (Diffusion Veteran's Monte-Carlo sampling with selection): draw n candidate plans per row in
+one batched ``Planner.sample`` call and keep the one with the best objective (or learned critic) value.
+
+Selection compares whole plans, so it is no per-step hook: a :class:`Select` in a planner's guidance (alone or
+inside a ``Compose``) is honoured by ``Planner.sample_steered`` (what ``plan`` and ``act`` call), which samples the
+candidates with the remaining per-step guidance (e.g. TFG) and picks the best. Passed straight to ``denoise`` it
+fails clearly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from diffplan.guidance.base import Compose, Guidance, GuidanceContext, ModelFn, compose
+from diffplan.objectives import objective_from_spec
+
+if TYPE_CHECKING:
+    from diffplan.guidance.tfg import ObjectiveFn
+    from diffplan.planner import Plan, PlanContext, Planner
+
+
+class Select(Guidance):
+    """Keep the best of ``n`` candidates per row by ``objective`` (values to maximize, in environment units).
+
+    Args:
+        objective: ``{"observations": (B, H, O), "actions": (B, H, A)} -> (B,)``; e.g. an objective or a
+            ``diffplan.objectives.Critic``.
+        n: candidates per row (DV uses 50 on mazes, 150 on Kitchen; default 8 keeps a plan about 8 x one sample).
+        guidance: per-step guidance the candidates are sampled with (e.g. TFG: select over guided samples).
+    """
+
+    def __init__(self, objective: ObjectiveFn, n: int = 8, guidance: Guidance | None = None):
+        super().__init__()
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"select: 'n' must be an integer >= 1, got {n!r}.")
+        if guidance is not None and split_select(guidance)[0] is not None:
+            raise ValueError("select: the candidates' guidance cannot itself select; use one select.")
+        self.objective, self.n, self.guidance = objective, n, guidance
+
+    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        raise TypeError("Select chooses among whole plans and is no per-step hook; pass it to Planner.plan / act "
+                        "(or call Select.choose), not to denoise or Planner.sample.")
+
+    @torch.no_grad()
+    def choose(self, planner: Planner, context: PlanContext, generator: torch.Generator | None = None,
+               guidance: Guidance | None = None) -> Plan:
+        """One plan per context row: the best of ``n`` drawn by ``planner.sample`` with ``guidance`` and this
+        selection's own per-step guidance."""
+        plans = planner.sample(context, self.n, compose(guidance, self.guidance), generator)
+        scores = self.scores(plans).view(-1, self.n)
+        best = torch.arange(scores.shape[0], device=scores.device) * self.n + scores.argmax(dim=1)
+        return plans.rows(best)
+
+    def scores(self, plans: Plan) -> torch.Tensor:
+        """(B,) objective values of plans."""
+        return self.objective({"observations": plans.observations, "actions": plans.actions})
+
+
+def split_select(guidance: Guidance | None) -> tuple[Select | None, Guidance | None]:
+    """The Select in ``guidance`` (itself or a member of a Compose) and the rest of it; (None, guidance) if none."""
+    if isinstance(guidance, Select):
+        return guidance, None
+    if isinstance(guidance, Compose):
+        selects = [g for g in guidance.guidances if isinstance(g, Select)]
+        if len(selects) > 1:
+            raise ValueError("A guidance can hold one select; merge the objectives into one (a weighted sum).")
+        if selects:
+            return selects[0], compose(*[g for g in guidance.guidances if not isinstance(g, Select)])
+    return None, guidance
+
+
+def from_spec(spec: dict[str, Any], planner: Planner) -> Select:
+    """``{"method": "select", "n": 8, "objective": <objective spec>, "guidance": <guidance spec>}``; ``n`` defaults
+    to 8 and ``guidance`` to none (plain samples)."""
+    from diffplan.guidance.spec import guidance_from_spec
+
+    unknown = set(spec) - {"method", "n", "objective", "guidance"}
+    if unknown or "objective" not in spec:
+        raise ValueError("Guidance 'select' takes \"objective\" and optionally \"n\" and \"guidance\"; "
+                         + (f"unknown {sorted(unknown)}." if unknown else "the objective is missing."))
+    inner = guidance_from_spec(spec["guidance"], planner) if spec.get("guidance") is not None else None
+    objective = objective_from_spec(spec["objective"], planner.task).to(planner.device)
+    return Select(objective, n=spec.get("n", 8), guidance=inner)

@@ -1,0 +1,300 @@
+"""Differentiable objectives on plans in environment units, shared by test-time guidance and fine-tuning.
+
+An objective maps a plan ``{"observations": (B, H, O), "actions": (B, H, A)}`` (metres, m/s: what
+``GuidanceContext.to_env`` or a :class:`~diffplan.planner.Plan` gives) to **(B,) values to maximize**: higher
+is better, 0 is the best a penalty can reach. TFG reads a value as ``log f``; sample-and-select keeps the
+argmax. Hinges are smoothed with ``softplus(sharpness * z) / sharpness`` so gradients exist everywhere.
+
+Aggregation over plan points: region penalties are summed (one deep intrusion is not diluted by a long
+horizon), tracking errors (speed, path) are averaged (they read as a mean squared error).
+
+JSON form (``objective_from_spec``)::
+
+    {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any"}
+    {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0}
+    {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0}
+    {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
+    {"type": "near_path", "points": [[x, y], [x, y], ...]}
+    {"type": "critic", "path": "critic-folder"}             # a module saved by diffplan.io.save_module
+
+Every entry also takes ``"weight"`` (default 1) and, where it reads positions or velocities, ``"dims"`` (default:
+the task card's ``positions`` / ``forward_speed_dim`` / ``velocity_dims``); region and reach terms take
+``"sharpness"`` (1 / metres, default 10). A list of entries is their weighted sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffplan.tasks import Task
+
+PlanFields = dict[str, torch.Tensor]
+_EPS = 1e-9  # keeps norms differentiable at 0
+
+
+def _norm(v: torch.Tensor) -> torch.Tensor:
+    return (v.pow(2).sum(-1) + _EPS).sqrt()
+
+
+def soft_hinge(z: torch.Tensor, sharpness: float) -> torch.Tensor:
+    """A smooth ``max(z, 0)``: ``softplus(sharpness * z) / sharpness``."""
+    return F.softplus(sharpness * z) / sharpness
+
+
+class Objective(nn.Module):
+    """Base class: ``forward(plan) -> (B,)`` values to maximize (see the module docstring)."""
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _OnDims(Objective):
+    """An objective on some observation dims; its constants are buffers (they follow ``.to(device)``)."""
+
+    def __init__(self, dims: Sequence[int]):
+        super().__init__()
+        self.dims = [int(d) for d in dims]
+
+    def select(self, plan: PlanFields) -> torch.Tensor:
+        """(B, H, len(dims)) observation dims of the plan."""
+        return plan["observations"][..., self.dims]
+
+    def const(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name).to(like.dtype)
+
+
+class Reach(_OnDims):
+    """``-soft_hinge(d - radius)``: d is the distance to ``target`` at the last plan point (``at="final"``) or
+    the soft minimum over plan points (``at="any"``).
+
+    Args:
+        target: (D,) point in environment units; ``dims`` the D observation dims it is compared with.
+    """
+
+    def __init__(self, target: Sequence[float], dims: Sequence[int], radius: float = 0.0, at: str = "final",
+                 sharpness: float = 10.0):
+        super().__init__(dims)
+        if at not in ("final", "any"):
+            raise ValueError(f"reach: 'at' is 'final' or 'any', got {at!r}.")
+        self.register_buffer("target", torch.tensor(target, dtype=torch.float32))
+        self.radius, self.at, self.sharpness = float(radius), at, float(sharpness)
+
+    def distance(self, plan: PlanFields) -> torch.Tensor:
+        """(B,) distance to the target (final point, or the soft minimum over the plan)."""
+        d = _norm(self.select(plan) - self.const("target", plan["observations"]))  # (B, H)
+        if self.at == "final":
+            return d[:, -1]
+        return -torch.logsumexp(-self.sharpness * d, dim=1) / self.sharpness
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return -soft_hinge(self.distance(plan) - self.radius, self.sharpness)
+
+
+class _Avoid(_OnDims):
+    """``-sum_h soft_hinge(depth_h + margin)``; depth > 0 inside the region (metres), < 0 outside."""
+
+    def __init__(self, dims: Sequence[int], margin: float, sharpness: float):
+        super().__init__(dims)
+        self.margin, self.sharpness = float(margin), float(sharpness)
+
+    def depth(self, positions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def inside(self, plan: PlanFields) -> torch.Tensor:
+        """(B,) bool: some plan point lies inside the region (a violation)."""
+        return (self.depth(self.select(plan)) > 0).any(dim=1)
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return -soft_hinge(self.depth(self.select(plan)) + self.margin, self.sharpness).sum(dim=1)
+
+
+class AvoidBox(_Avoid):
+    """Keep out of the axis-aligned box ``lo <= p <= hi``; depth = distance to the nearest face, inside."""
+
+    def __init__(self, lo: Sequence[float], hi: Sequence[float], dims: Sequence[int], margin: float = 0.0,
+                 sharpness: float = 10.0):
+        super().__init__(dims, margin, sharpness)
+        lo_t, hi_t = torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32)
+        if not bool((lo_t < hi_t).all()):
+            raise ValueError(f"avoid_box: every 'lo' must be below 'hi', got lo={list(lo)}, hi={list(hi)}.")
+        self.register_buffer("lo", lo_t)
+        self.register_buffer("hi", hi_t)
+
+    def depth(self, positions: torch.Tensor) -> torch.Tensor:
+        margins = torch.minimum(positions - self.const("lo", positions), self.const("hi", positions) - positions)
+        return margins.min(dim=-1).values
+
+
+class AvoidDisc(_Avoid):
+    """Keep out of the disc (ball) of ``radius`` around ``center``; depth = radius - distance."""
+
+    def __init__(self, center: Sequence[float], radius: float, dims: Sequence[int], margin: float = 0.0,
+                 sharpness: float = 10.0):
+        super().__init__(dims, margin, sharpness)
+        if radius <= 0:
+            raise ValueError(f"avoid_disc: 'radius' must be positive, got {radius}.")
+        self.register_buffer("center", torch.tensor(center, dtype=torch.float32))
+        self.radius = float(radius)
+
+    def depth(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.radius - _norm(positions - self.const("center", positions))
+
+
+class Speed(_OnDims):
+    """``-mean_h (v_h - target)^2``: v is the signed velocity of one dim (a forward speed), or the norm of
+    several (a planar speed)."""
+
+    def __init__(self, target: float, dims: Sequence[int]):
+        super().__init__(dims)
+        if not self.dims:
+            raise ValueError("speed: needs at least one velocity dim.")
+        self.target = float(target)
+
+    def speed(self, plan: PlanFields) -> torch.Tensor:
+        """(B, H) speed at every plan point."""
+        v = self.select(plan)
+        return v[..., 0] if len(self.dims) == 1 else _norm(v)
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return -(self.speed(plan) - self.target).pow(2).mean(dim=1)
+
+
+class NearPath(_OnDims):
+    """``-mean_h dist(p_h, path)^2`` to the polyline through ``points`` (K, D), K >= 2."""
+
+    def __init__(self, points: Sequence[Sequence[float]], dims: Sequence[int]):
+        super().__init__(dims)
+        pts = torch.tensor(points, dtype=torch.float32)
+        if pts.dim() != 2 or pts.shape[0] < 2 or pts.shape[1] != len(self.dims):
+            raise ValueError(f"near_path: 'points' must be K >= 2 points of {len(self.dims)} coordinates, got shape "
+                             f"{tuple(pts.shape)}.")
+        self.register_buffer("points", pts)
+
+    def distance(self, plan: PlanFields) -> torch.Tensor:
+        """(B, H) distance from every plan point to the nearest segment."""
+        p = self.select(plan)[..., None, :]  # (B, H, 1, D)
+        pts = self.const("points", p)
+        a, ab = pts[:-1], pts[1:] - pts[:-1]  # (K - 1, D)
+        s = (((p - a) * ab).sum(-1) / ab.pow(2).sum(-1).clamp(min=_EPS)).clamp(0, 1)  # (B, H, K - 1)
+        return _norm(p - (a + s[..., None] * ab)).min(dim=-1).values
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return -self.distance(plan).pow(2).mean(dim=1)
+
+
+class Critic(Objective):
+    """A learned value of the planned states: ``critic(observations (B, H, O)) -> (B,)`` (or (B, 1))."""
+
+    def __init__(self, critic: nn.Module):
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return self.critic(plan["observations"]).reshape(plan["observations"].shape[0])
+
+
+class WeightedSum(Objective):
+    """``sum_i weight_i * term_i(plan)``."""
+
+    def __init__(self, terms: Sequence[Objective], weights: Sequence[float]):
+        super().__init__()
+        if len(terms) != len(weights) or not terms:
+            raise ValueError(f"WeightedSum needs one weight per term and at least one term, got {len(terms)} terms "
+                             f"and {len(weights)} weights.")
+        self.terms = nn.ModuleList(terms)
+        self.weights = [float(w) for w in weights]
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return sum(w * term(plan) for w, term in zip(self.weights, self.terms))
+
+
+# -- JSON form --------------------------------------------------------------------------------------------------
+_ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
+    "reach": ({"target"}, {"radius", "at", "sharpness", "dims"}),
+    "avoid_box": ({"lo", "hi"}, {"margin", "sharpness", "dims"}),
+    "avoid_disc": ({"center", "radius"}, {"margin", "sharpness", "dims"}),
+    "speed": ({"target"}, {"dims"}),
+    "near_path": ({"points"}, {"dims"}),
+    "critic": ({"path"}, set()),
+}
+
+
+def _dims(kind: str, args: dict[str, Any], task: Task, default: Sequence[int], what: str) -> list[int]:
+    dims = args.get("dims", default)
+    if dims is None or (isinstance(dims, Sequence) and not dims):
+        raise ValueError(f"Objective {kind!r} needs {what} dims: task {task.name!r} names none in its card; "
+                         f"give \"dims\" in the spec.")
+    return [int(dims)] if isinstance(dims, int) else [int(d) for d in dims]
+
+
+def _one(spec: Any, task: Task) -> tuple[Objective, float]:
+    if not isinstance(spec, dict) or spec.get("type") not in _ARGS:
+        got = spec.get("type") if isinstance(spec, dict) else spec
+        raise ValueError(f"An objective spec is a dict with \"type\" one of {sorted(_ARGS)}, got {got!r}.")
+    kind = spec["type"]
+    required, optional = _ARGS[kind]
+    args = {k: v for k, v in spec.items() if k not in ("type", "weight")}
+    missing, unknown = required - set(args), set(args) - required - optional
+    if missing or unknown:
+        raise ValueError(f"Objective {kind!r}: missing {sorted(missing)}, unknown {sorted(unknown)}; it takes "
+                         f"{sorted(required)} and optionally {sorted(optional | {'weight'})}.")
+    for key in set(args) & {"target", "lo", "hi", "center", "points", "radius", "margin", "sharpness"}:
+        try:
+            value = np.asarray(args[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            value = np.array(np.nan)
+        if not np.isfinite(value).all():
+            raise ValueError(f"Objective {kind!r}: {key!r} must be finite numbers, got {args[key]!r}.")
+    return _build(kind, args, task), float(spec.get("weight", 1.0))
+
+
+def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
+    opts = {k: args[k] for k in ("radius", "at", "sharpness", "margin") if k in args}
+    if kind in ("reach", "avoid_box", "avoid_disc", "near_path"):
+        dims = _dims(kind, args, task, task.positions, "position")
+        coords = {"reach": ["target"], "avoid_box": ["lo", "hi"], "avoid_disc": ["center"],
+                  "near_path": []}[kind]
+        for key in coords:
+            if len(args[key]) != len(dims):
+                raise ValueError(f"Objective {kind!r}: {key!r} has {len(args[key])} coordinates but the position dims "
+                                 f"are {dims}.")
+    if kind == "reach":
+        obj: Objective = Reach(args["target"], dims, **opts)
+    elif kind == "avoid_box":
+        obj = AvoidBox(args["lo"], args["hi"], dims, **opts)
+    elif kind == "avoid_disc":
+        obj = AvoidDisc(args["center"], dims=dims, **opts)
+    elif kind == "near_path":
+        obj = NearPath(args["points"], dims)
+    elif kind == "speed":
+        default = [task.forward_speed_dim] if task.forward_speed_dim is not None else task.velocity_dims
+        obj = Speed(args["target"], _dims(kind, args, task, default, "velocity"))
+    else:
+        from diffplan.io import load_module
+
+        obj = Critic(load_module(Path(args["path"])))
+    return obj
+
+
+def objective_from_spec(spec: dict[str, Any] | list[dict[str, Any]] | Objective, task: Task) -> Objective:
+    """The objective a JSON spec describes (see the module docstring); an Objective passes through.
+
+    Raises:
+        ValueError: in one line, naming the bad entry and what it takes.
+    """
+    if isinstance(spec, Objective):
+        return spec
+    entries = spec if isinstance(spec, list) else [spec]
+    if not entries:
+        raise ValueError("An objective spec list needs at least one entry.")
+    built = [_one(entry, task) for entry in entries]
+    if len(built) == 1 and built[0][1] == 1.0:
+        return built[0][0]
+    return WeightedSum([o for o, _ in built], [w for _, w in built])

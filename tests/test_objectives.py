@@ -1,0 +1,145 @@
+"""Objectives in environment units: values, gradients against finite differences, the JSON form, task dims."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffplan.io import save_module
+from diffplan.nn.critic import StateCritic
+from diffplan.objectives import AvoidBox, AvoidDisc, Critic, NearPath, Reach, Speed, WeightedSum, objective_from_spec
+from diffplan.tasks import load_task
+
+
+def plan_of(obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"observations": obs, "actions": torch.zeros(*obs.shape[:2], 2, dtype=obs.dtype)}
+
+
+def random_obs(b: int = 3, h: int = 5, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, h, 4, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+class MeanState(torch.nn.Module):
+    """A toy critic: a linear score of the mean planned state."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0, 0.25]))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(obs).mean(1) @ self.w.to(obs.dtype)
+
+
+OBJECTIVES = {
+    "reach_final": lambda: Reach([0.5, -0.2], [0, 1], radius=0.1),
+    "reach_any": lambda: Reach([0.5, -0.2], [0, 1], at="any"),
+    "avoid_box": lambda: AvoidBox([-0.5, -0.5], [0.5, 0.7], [0, 1], margin=0.1, sharpness=3.0),
+    "avoid_disc": lambda: AvoidDisc([0.2, 0.1], 0.8, [0, 1], sharpness=3.0),
+    "speed_forward": lambda: Speed(1.5, [2]),
+    "speed_norm": lambda: Speed(1.0, [2, 3]),
+    "near_path": lambda: NearPath([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]], [0, 1]),
+    "critic": lambda: Critic(MeanState()),
+    "sum": lambda: WeightedSum([Reach([1.0, 1.0], [0, 1]), Speed(0.5, [2, 3])], [2.0, -0.5]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_objective_gradients_match_finite_differences(name):
+    objective = OBJECTIVES[name]().double()
+    obs = random_obs().requires_grad_(True)
+    assert objective(plan_of(obs)).shape == (3,)
+    assert torch.autograd.gradcheck(lambda o: objective(plan_of(o)), (obs,))
+
+
+def test_reach_is_higher_nearer_the_target_and_flat_inside_the_radius():
+    reach = Reach([1.0, 2.0], [0, 1], radius=0.5, sharpness=50.0)
+    obs = torch.zeros(4, 3, 4)
+    obs[:, -1, :2] = torch.tensor([[1.0, 2.0], [1.2, 2.0], [2.0, 2.0], [4.0, 2.0]])
+    values = reach(plan_of(obs))
+    assert values[0] == pytest.approx(values[1], abs=1e-3) and values[0] == pytest.approx(0.0, abs=1e-3)
+    assert values[1] > values[2] > values[3]
+    assert values[3] == pytest.approx(-2.5, abs=1e-3)  # distance beyond the radius
+    obs[3, 1, :2] = torch.tensor([1.0, 2.0])  # passes the target mid-plan
+    assert Reach([1.0, 2.0], [0, 1], at="any", sharpness=50.0)(plan_of(obs))[3] > -0.1
+    assert reach(plan_of(obs))[3] == values[3]  # "final" only looks at the last point
+
+
+@pytest.mark.parametrize("region", [AvoidBox([0.0, 0.0], [1.0, 1.0], [0, 1], sharpness=50.0),
+                                    AvoidDisc([0.5, 0.5], 0.5, [0, 1], sharpness=50.0)])
+def test_avoid_penalizes_points_inside_the_region_by_their_depth(region):
+    obs = torch.zeros(3, 2, 4)
+    obs[0, :, :2] = torch.tensor([3.0, 3.0])  # outside
+    obs[1, 0, :2] = torch.tensor([0.5, 0.9])  # shallow inside
+    obs[1, 1, :2] = torch.tensor([3.0, 3.0])
+    obs[2, :, :2] = torch.tensor([0.5, 0.5])  # both points deep inside
+    values = region(plan_of(obs))
+    assert values[0] == pytest.approx(0.0, abs=1e-6)
+    assert 0 > values[1] > values[2]
+    assert values[2] == pytest.approx(-1.0, abs=1e-3)  # two points 0.5 deep, summed
+    assert region.inside(plan_of(obs)).tolist() == [False, True, True]
+
+
+def test_gradient_ascent_on_avoid_pushes_a_plan_out_of_the_box():
+    box = AvoidBox([0.0, 0.0], [1.0, 1.0], [0, 1], margin=0.05)
+    obs = torch.zeros(2, 6, 4)
+    obs[..., :2] = torch.rand(2, 6, 2, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    assert box.inside(plan_of(obs)).all()
+    for _ in range(100):
+        obs.requires_grad_(True)
+        (grad,) = torch.autograd.grad(box(plan_of(obs)).sum(), obs)
+        obs = (obs + 0.05 * grad).detach()
+    assert not box.inside(plan_of(obs)).any()
+    assert torch.equal(obs[..., 2:], torch.zeros(2, 6, 2))  # dims the region does not name never move
+
+
+def test_speed_and_path_errors_read_as_mean_squared_errors():
+    obs = torch.zeros(1, 4, 4)
+    obs[0, :, 2] = torch.tensor([1.0, 2.0, 3.0, 2.0])
+    assert Speed(2.0, [2])(plan_of(obs)).item() == pytest.approx(-(1 + 0 + 1 + 0) / 4)
+    obs[0, :, 3] = 0.0
+    assert Speed(-2.0, [2, 3])(plan_of(obs)).item() == pytest.approx(-(9 + 16 + 25 + 16) / 4)  # a norm is >= 0
+    path = NearPath([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0]], [0, 1])
+    obs[0, :, :2] = torch.tensor([[1.0, 0.0], [2.0, 1.0], [1.0, 1.0], [3.0, 3.0]])
+    assert path(plan_of(obs)).item() == pytest.approx(-(0 + 0 + 1 + 2) / 4, abs=1e-6)
+
+
+def test_spec_builds_weighted_sums_with_the_task_cards_dims():
+    maze, hopper = load_task("pointmaze-umaze"), load_task("hopper-medium")
+    spec = [{"type": "reach", "target": [1.0, 2.0], "weight": 2.0}, {"type": "speed", "target": 0.5}]
+    objective = objective_from_spec(spec, maze)
+    obs = random_obs(dtype=torch.float32)
+    expected = 2.0 * Reach([1.0, 2.0], [0, 1])(plan_of(obs)) + Speed(0.5, [2, 3])(plan_of(obs))
+    torch.testing.assert_close(objective(plan_of(obs)), expected)
+    assert objective_from_spec({"type": "speed", "target": 1.0}, hopper).dims == [5]
+    assert objective_from_spec({"type": "avoid_box", "lo": [0.0], "hi": [1.0], "dims": [3]}, hopper).dims == [3]
+    assert isinstance(objective_from_spec({"type": "reach", "target": [0, 0]}, maze), Reach)  # weight 1: no sum
+
+
+def test_critic_spec_loads_a_saved_module(tmp_path):
+    critic = StateCritic(4, hidden=8)
+    save_module(critic, tmp_path / "critic")
+    objective = objective_from_spec({"type": "critic", "path": str(tmp_path / "critic")}, load_task("hopper-medium"))
+    obs = random_obs(dtype=torch.float32)
+    torch.testing.assert_close(objective(plan_of(obs)), critic(obs))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"type": "teleport"}, "\"type\" one of"),
+    ("reach", "\"type\" one of"),
+    ({"type": "reach"}, "missing \\['target'\\]"),
+    ({"type": "reach", "target": [0, 0], "tolerance": 1}, "unknown \\['tolerance'\\]"),
+    ({"type": "reach", "target": [0, 0, 0]}, "3 coordinates but the position dims are \\[0, 1\\]"),
+    ({"type": "avoid_box", "lo": [1, 1], "hi": [0, 2]}, "'lo' must be below 'hi'"),
+    ({"type": "avoid_disc", "center": [0, 0], "radius": "big"}, "'radius' must be finite numbers"),
+    ({"type": "near_path", "points": [[0, 0]]}, "K >= 2 points"),
+    ([], "at least one entry"),
+])
+def test_bad_objective_specs_fail_in_one_line(spec, match):
+    with pytest.raises(ValueError, match=match) as err:
+        objective_from_spec(spec, load_task("pointmaze-umaze"))
+    assert "\n" not in str(err.value)
+
+
+def test_objectives_that_need_dims_the_card_lacks_ask_for_them():
+    with pytest.raises(ValueError, match="needs position dims: task 'hopper-medium' names none"):
+        objective_from_spec({"type": "reach", "target": [1.0]}, load_task("hopper-medium"))

@@ -1,0 +1,116 @@
+"""Sample-and-select, composition with TFG, the guidance JSON form through planner folders, and one set of
+guidance entry points for every planner."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffplan.guidance.base import Compose
+from diffplan.guidance.select import Select
+from diffplan.guidance.spec import guidance_from_spec
+from diffplan.guidance.tfg import TFG
+from diffplan.objectives import Reach
+from diffplan.planner import PlanContext
+
+REACH = {"type": "reach", "target": [3.0, 1.0]}
+TFG_SPEC = {"method": "tfg", "rho": 0.5, "mu": 0.5, "objective": REACH}
+SELECT_SPEC = {"method": "select", "n": 4, "objective": REACH, "guidance": TFG_SPEC}
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def candidates(planner, obs_batch, n: int, guidance=None, seed: int = 0):
+    context = PlanContext(obs=torch.as_tensor(obs_batch, dtype=torch.float32))
+    return planner.sample(context, n, guidance, gen(seed))
+
+
+def test_select_returns_the_best_of_its_candidates(diffuser_planner, obs_batch):
+    reach = Reach([3.0, 1.0], [0, 1])
+    pool = candidates(diffuser_planner, obs_batch, 4)
+    scores = reach({"observations": pool.observations}).view(3, 4)
+    best = diffuser_planner.plan(obs_batch, guidance=Select(reach, n=4), generator=gen())
+    expected = pool.observations.view(3, 4, *pool.observations.shape[1:])[torch.arange(3), scores.argmax(1)]
+    torch.testing.assert_close(best.observations, expected, rtol=0, atol=0)
+    assert best.observations.shape[0] == 3
+    assert (reach({"observations": best.observations}) >= scores.max(1).values - 1e-6).all()
+    assert not torch.equal(scores.argmax(1), scores.argmin(1))  # the candidates differ: the choice matters
+
+
+def test_select_composes_with_tfg_either_way(diffuser_planner, obs_batch):
+    reach = Reach([3.0, 1.0], [0, 1])
+    tfg = TFG(reach, rho=0.5, mu=0.5)
+    pool = candidates(diffuser_planner, obs_batch, 4, tfg)
+    scores = reach({"observations": pool.observations}).view(3, 4)
+    expected = pool.observations.view(3, 4, *pool.observations.shape[1:])[torch.arange(3), scores.argmax(1)]
+    inner = diffuser_planner.plan(obs_batch, guidance=Select(reach, n=4, guidance=tfg), generator=gen())
+    composed = diffuser_planner.plan(obs_batch, guidance=Compose(Select(reach, n=4), tfg), generator=gen())
+    torch.testing.assert_close(inner.observations, expected, rtol=0, atol=0)
+    torch.testing.assert_close(composed.observations, expected, rtol=0, atol=0)
+    plain = candidates(diffuser_planner, obs_batch, 4)
+    assert not torch.equal(pool.observations, plain.observations)  # the candidates were guided
+
+
+def test_select_passed_to_the_sampling_loop_fails_instead_of_being_ignored(diffuser_planner, obs_batch):
+    context = PlanContext(obs=torch.as_tensor(obs_batch, dtype=torch.float32))
+    with pytest.raises(TypeError, match="no per-step hook"):
+        diffuser_planner.sample(context, 1, Select(Reach([3.0, 1.0], [0, 1])), gen())
+    with pytest.raises(ValueError, match="cannot itself select"):
+        Select(Reach([3.0, 1.0], [0, 1]), guidance=Select(Reach([3.0, 1.0], [0, 1])))
+
+
+def test_guidance_spec_round_trips_through_a_planner_folder(diffuser_planner, obs_batch, tmp_path):
+    planner = diffuser_planner
+    planner.save_pretrained(tmp_path / "given", guidance=SELECT_SPEC)
+    planner.guidance = guidance_from_spec(SELECT_SPEC, planner)
+    planner.save_pretrained(tmp_path / "own")
+    for folder in ("given", "own"):
+        assert type(planner).read_metadata(tmp_path / folder)["guidance"] == SELECT_SPEC
+        loaded = type(planner).from_pretrained(tmp_path / folder)
+        assert isinstance(loaded.guidance, Select) and isinstance(loaded.guidance.guidance, TFG)
+        assert loaded.guidance.n == 4 and loaded.guidance.guidance.rho == 0.5
+        ours = planner.plan(obs_batch, generator=gen(2))
+        theirs = loaded.plan(obs_batch, generator=gen(2))
+        torch.testing.assert_close(theirs.observations, ours.observations, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spec", [TFG_SPEC, SELECT_SPEC, {"method": "mpgd", "mu": 0.5, "objective": REACH}],
+                         ids=["tfg", "select", "mpgd"])
+def test_every_planner_takes_guidance_specs_through_plan_act_and_from_pretrained(any_planner, obs_batch, tmp_path,
+                                                                                 spec):
+    planner = any_planner
+    plain = planner.plan(obs_batch, generator=gen(3))
+    steered = planner.plan(obs_batch, guidance=spec, generator=gen(3))
+    assert not torch.equal(steered.observations, plain.observations)
+    assert steered.observations.shape == plain.observations.shape
+    built = planner.plan(obs_batch, guidance=guidance_from_spec(spec, planner), generator=gen(3))
+    torch.testing.assert_close(built.observations, steered.observations, rtol=0, atol=0)
+
+    def episode_actions(p):
+        p.reset(seed=4)
+        return [torch.as_tensor(p.act(obs_batch)) for _ in range(2)]
+
+    planner.guidance = spec
+    acting = episode_actions(planner)
+    planner.guidance = None
+    assert not all(torch.equal(a, b) for a, b in zip(acting, episode_actions(planner)))
+    planner.save_pretrained(tmp_path / "p")
+    loaded = type(planner).from_pretrained(tmp_path / "p", guidance=spec)
+    assert loaded.guidance.spec == spec
+    for a, b in zip(acting, episode_actions(loaded)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"method": "tfg"}, "the objective is missing"),
+    ({"method": "dps", "mu": 1.0, "objective": REACH}, "unknown \\['mu'\\]"),
+    ({"method": "select", "k": 3, "objective": REACH}, "unknown \\['k'\\]"),
+    ({"method": "select", "n": 0, "objective": REACH}, "'n' must be an integer >= 1"),
+    ({"method": "tfg", "objective": {"type": "reach"}}, "missing \\['target'\\]"),
+])
+def test_bad_guidance_specs_fail_in_one_line(diffuser_planner, obs_batch, spec, match):
+    with pytest.raises(ValueError, match=match) as err:
+        diffuser_planner.plan(obs_batch, guidance=spec)
+    assert "\n" not in str(err.value)

@@ -94,8 +94,11 @@ def test_every_planner_takes_guidance_specs_through_plan_act_and_from_pretrained
 
     planner.guidance = spec
     acting = episode_actions(planner)
+    steered_plan = planner.current_plan.observations
     planner.guidance = None
-    assert not all(torch.equal(a, b) for a, b in zip(acting, episode_actions(planner)))
+    episode_actions(planner)
+    # act plans with the guidance (the first actions themselves may not move, e.g. DF's pinned first token)
+    assert not torch.equal(steered_plan, planner.current_plan.observations)
     planner.save_pretrained(tmp_path / "p")
     loaded = type(planner).from_pretrained(tmp_path / "p", guidance=spec)
     assert loaded.guidance.spec == spec

@@ -15,7 +15,7 @@ JSON form (``objective_from_spec``)::
     {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0}
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
     {"type": "near_path", "points": [[x, y], [x, y], ...]}
-    {"type": "critic", "path": "critic-folder"}             # a module saved by diffplan.io.save_module
+    {"type": "critic", "path": "critic-folder"}             # diffplan.algorithms.critic's export (load_critic)
 
 Every entry also takes ``"weight"`` (default 1) and, where it reads positions or velocities, ``"dims"`` (default:
 the task card's ``positions`` / ``forward_speed_dim`` / ``velocity_dims``); region and reach terms take
@@ -277,10 +277,33 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
         default = [task.forward_speed_dim] if task.forward_speed_dim is not None else task.velocity_dims
         obj = Speed(args["target"], _dims(kind, args, task, default, "velocity"))
     else:
-        from diffplan.io import load_module
-
-        obj = Critic(load_module(Path(args["path"])))
+        obj = Critic(load_critic(args["path"]))
     return obj
+
+
+def load_critic(path: str | Path) -> nn.Module:
+    """The critic in a folder that ``diffplan fit --model diffplan.algorithms.critic.CriticTraining --export``
+    (or ``diffplan.io.save_module``) wrote, or in the ``critic/`` subfolder of a planner folder; loaded through
+    ``diffplan.io.load_module`` (diffplan classes only, weights checked against their hash).
+
+    Raises:
+        ValueError: the folder is missing, holds no critic, or holds something that is not a critic.
+    """
+    from diffplan.io import CONFIG, load_module
+    from diffplan.nn.critic import StateCritic
+
+    folder = Path(path)
+    if not (folder / CONFIG).exists() and (folder / "critic" / CONFIG).exists():
+        folder = folder / "critic"
+    if not (folder / CONFIG).exists():
+        what = "does not exist" if not folder.exists() else f"holds no {CONFIG}"
+        raise ValueError(f"Objective 'critic': {folder} {what}; \"path\" is the folder that `diffplan fit --model "
+                         f"diffplan.algorithms.critic.CriticTraining ... --export DIR` wrote.")
+    module = load_module(folder)
+    if not isinstance(module, StateCritic):  # a bad spec: ValueError, like every other objective_from_spec error
+        raise ValueError(f"Objective 'critic': {folder} holds a {type(module).__name__}, not a critic "  # noqa: TRY004
+                         f"(diffplan.nn.critic.StateCritic).")
+    return module
 
 
 def objective_from_spec(spec: dict[str, Any] | list[dict[str, Any]] | Objective, task: Task) -> Objective:

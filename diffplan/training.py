@@ -24,7 +24,8 @@ class FitError(Exception):
 
 class DiffplanCLI(LightningCLI):
     """LightningCLI whose model is built with the datamodule's fitted normalizer, horizon and goal dims;
-    ``--export DIR`` writes the planner folder after training (with the EMA weights).
+    ``--export DIR`` writes the planner folder after training (with the EMA weights), or the model's own folder
+    for models that define ``export`` (e.g. ``diffplan.algorithms.critic.CriticTraining``).
 
     Args:
         command: the command line, recorded in the exported planner folder.
@@ -55,7 +56,12 @@ class DiffplanCLI(LightningCLI):
     def before_fit(self) -> None:
         config = self.config[self.subcommand]
         self._check_steps()
-        self._check_planner_settings(config.get("planner") or {})
+        if self._exports_itself():
+            if config.get("planner"):
+                raise FitError(f"--planner is for planner models; {type(self.model).__name__} exports its own "
+                               f"folder, so drop --planner.")
+        else:
+            self._check_planner_settings(config.get("planner") or {})
         if config.get("ckpt_path") == "last":
             self._check_last_checkpoint()
         if config.get("export"):
@@ -71,11 +77,21 @@ class DiffplanCLI(LightningCLI):
             raise FitError(f"fit made no optimizer step, so {export} was not written: an untrained planner is no "
                            f"result. Check --trainer.max_steps / max_epochs / limit_train_batches.")
         minutes = next(cb for cb in trainer.callbacks if isinstance(cb, TrainClock)).minutes
+        if self._exports_itself():
+            self.model.cpu().export(export, train_minutes=round(minutes, 2), train_steps=int(trainer.global_step),
+                                    dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *self.command]))
+            print(f"{type(self.model).__name__} folder written to {export} ({trainer.global_step} steps, "
+                  f"{minutes:.1f} min)")
+            return
         planner = self.model.cpu().to_planner(self.datamodule.task, self.datamodule.stride,
                                               **dict(config.get("planner") or {}))
         planner.save_pretrained(export, train_minutes=round(minutes, 2), train_steps=int(trainer.global_step),
                                 dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *self.command]))
         print(f"planner written to {export} ({trainer.global_step} steps, {minutes:.1f} min)")
+
+    def _exports_itself(self) -> bool:
+        """Models that are not planners (a critic) define ``export(folder, **metadata)`` instead of ``to_planner``."""
+        return callable(getattr(self.model, "export", None))
 
     def _check_steps(self) -> None:
         trainer = self.trainer

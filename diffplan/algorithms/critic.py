@@ -89,7 +89,8 @@ class TransitionDataModule(PlanningDataModule):
         task: task card name or path (``hopper-medium``).
         dataset_id: any Minari dataset id; defaults to the task's local one.
         discount: gamma (DV uses 0.997 on MuJoCo).
-        termination_penalty: added to the reward of a step that ends in a fall (DV: -100).
+        termination_penalty: added to the reward of the last step of every terminated episode (DV: -100 for a
+            fall). Pass 0 for datasets whose episodes terminate on success (the local PointMaze data never does).
         batch_size, num_workers, seed, progress: as in ``PlanningDataModule``.
     """
 

@@ -22,7 +22,7 @@ from diffplan.algorithms.conditions import check_conditions, condition_size, con
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
-from diffplan.diffusion.objective import TrajectoryDiffusion
+from diffplan.diffusion.objective import TrajectoryDiffusion, denoiser_arguments, sampler_settings
 from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
@@ -68,6 +68,18 @@ class DecisionDiffuser(TrajectoryDiffusion):
                                        inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
                                        horizon=self.horizon, history=self.history, conditions=self.conditions,
                                        **planner_kwargs)
+
+    @classmethod
+    def planner_arguments(cls, planner: DecisionDiffuserPlanner) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(planner, DecisionDiffuserPlanner):
+            raise TypeError(f"DecisionDiffuser.from_planner needs a DecisionDiffuserPlanner folder, got a "
+                            f"{type(planner).__name__}.")
+        arguments = {"normalizer": planner.normalizer, "horizon": planner.horizon, "conditions": planner.conditions,
+                     "history": planner.history, "inverse_dynamics_kwargs": {
+                         k: v for k, v in planner.inverse_dynamics.config.items() if k not in ("obs_dim", "act_dim")},
+                     **denoiser_arguments(planner, drop=("cond_dim",))}
+        settings = sampler_settings(planner, ("schedule", "horizon", "history", "conditions"))
+        return arguments, {**settings, "stride": 1}
 
     def training_constraints(self, x0: torch.Tensor) -> Inpaint:
         """The history and the current state (plan points 0..history) are known."""

@@ -29,7 +29,7 @@ from diffplan.guidance.base import Guidance
 from diffplan.guidance.cfg import ClassifierFreeGuidance
 from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, PlanContext, Planner, steer
+from diffplan.planner import DenoisingChain, Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -209,6 +209,14 @@ class DecisionDiffuserPlanner(Planner):
         c.mask[:, now - n + 1: now + 1] = observed[..., None].expand(-1, -1, like.shape[-1])
         c.values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
         return c
+
+    def chain(self, context: PlanContext, like: torch.Tensor) -> DenoisingChain:
+        """The planner's own classifier-free guidance is part of the prediction (it is how the planner samples); its
+        condition vectors follow the batch of each call."""
+        def prediction(denoiser: nn.Module) -> Any:
+            return lambda x, t: self.condition_guidance(x.shape[0]).predict(denoiser, x, t, None)
+
+        return DenoisingChain(self.constraints(context, like), prediction, self.normalizer.is_bounded("observations"))
 
     def warm_start_from(self, context: PlanContext, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(start sample, timesteps): the previous plan shifted by each row's env steps since it was made and

@@ -16,7 +16,7 @@ from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
 from diffplan.guidance.value import ValueGuidance
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, PlanContext, Planner, steer
+from diffplan.planner import DenoisingChain, Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -92,6 +92,10 @@ class DiffuserPlanner(Planner):
             dims = self.goal_dims
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
+
+    def chain(self, context: PlanContext, like: torch.Tensor) -> DenoisingChain:
+        return DenoisingChain(self.constraints(context.obs, context.goal, like), lambda denoiser: denoiser,
+                              self.normalizer.is_bounded("observations", "actions"))
 
     def model_fn(self, needs_grad: bool = False) -> Any:
         """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``, unless gradients must flow)."""

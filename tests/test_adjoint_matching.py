@@ -195,3 +195,30 @@ def test_decision_diffuser_fine_tunes_through_its_classifier_free_guidance(decis
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.denoiser.parameters())
     assert all(p.grad is None for p in module.base.parameters())
     assert all(p.requires_grad for p in decision_diffuser_planner.denoiser.parameters())  # the caller's is untouched
+
+
+def test_finetune_command_exports_a_planner_recording_base_and_objective(diffuser_planner, tiny_dataset, tmp_path):
+    from diffplan.cli import main
+
+    diffuser_planner.save_pretrained(tmp_path / "base")
+    spec = {"type": "avoid_box", "lo": [1.5, 0.5], "hi": [2.5, 1.5]}
+    main(["finetune", "--planner", str(tmp_path / "base"), "--objective", json.dumps(spec), "--export",
+          str(tmp_path / "tuned"), "--lam", "2", "--steps", "2", "--batch-size", "4", "--num-inference-steps", "4",
+          "--quiet"])
+    meta = Planner.read_metadata(tmp_path / "tuned")
+    assert meta["finetune"]["base"] == str(tmp_path / "base") and meta["finetune"]["objective"] == spec
+    assert meta["finetune"]["lambda"] == 2.0 and meta["finetune"]["steps"] == 2 and "finetune_minutes" in meta
+    plan = Planner.from_pretrained(tmp_path / "tuned").plan([1.0, 1.0, 0.0, 0.0])
+    assert plan.observations.shape == (1, diffuser_planner.horizon, 4)
+
+
+def test_finetune_command_rejects_a_bad_objective_in_one_line(diffuser_planner, tmp_path, capsys):
+    from diffplan.cli import main
+
+    diffuser_planner.save_pretrained(tmp_path / "base")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", "--planner", str(tmp_path / "base"), "--objective", "{'type': reach}", "--export",
+              str(tmp_path / "tuned")])
+    assert exit_info.value.code == 2
+    assert "--objective expects a JSON objective spec" in capsys.readouterr().err
+    assert not (tmp_path / "tuned").exists()

@@ -1,4 +1,4 @@
-"""The ``diffplan`` console script: ``data generate``, ``fit`` (LightningCLI), ``evaluate``."""
+"""The ``diffplan`` console script: ``data generate``, ``fit`` (LightningCLI), ``evaluate``, ``finetune``."""
 
 from __future__ import annotations
 
@@ -115,6 +115,42 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"paths plotted to {plot_paths(result, plot, title=title)}")
 
 
+def _finetune(args: argparse.Namespace) -> None:
+    """Adjoint Matching on a planner folder, contexts (start states, goals) drawn from its task's dataset."""
+    import lightning as L
+
+    from diffplan.callbacks import TrainClock
+    from diffplan.data.datamodule import PlanningDataModule
+    from diffplan.finetune.adjoint_matching import AdjointMatching
+    from diffplan.io import check_replaceable
+    from diffplan.training import quiet_lightning
+
+    try:
+        objective = json.loads(args.objective)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--objective expects a JSON objective spec, e.g. '{{\"type\": \"avoid_box\", \"lo\": "
+                         f"[1, 1], \"hi\": [2, 2]}}', got {args.objective!r} ({err.msg}).") from err
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}.")
+    check_replaceable(args.export)
+    quiet_lightning()
+    L.seed_everything(args.seed, verbose=False)
+    module = AdjointMatching(args.planner, objective, lam=args.lam, num_inference_steps=args.num_inference_steps,
+                             last_k=args.last_k, random_k=args.random_k, loss_clip=args.loss_clip,
+                             learning_rate=args.lr, weight_decay=args.weight_decay,
+                             samples_per_context=args.samples_per_context)
+    data = PlanningDataModule(module.base.task.name, args.dataset_id, horizon=2, stride=1,
+                              batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    clock = TrainClock()
+    trainer = L.Trainer(max_steps=args.steps, accelerator=args.accelerator, devices=1,
+                        gradient_clip_val=args.grad_clip, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=not args.quiet, enable_model_summary=False, callbacks=[clock])
+    trainer.fit(module, data)
+    module.cpu().save_pretrained(args.export, finetune_minutes=round(clock.minutes, 2),
+                                 command=" ".join(["diffplan", *args.argv]))
+    print(f"fine-tuned planner written to {args.export} ({trainer.global_step} steps, {clock.minutes:.1f} min)")
+
+
 def _task_list() -> str:
     from diffplan.tasks import available_tasks
 
@@ -171,12 +207,38 @@ def main(argv: list[str] | None = None) -> None:
                                                  "name, or the run folder's for .../<run>/planner)")
     ev.add_argument("--notes", default="", help="free text for the row's notes column (default: empty)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ft = sub.add_parser("finetune", help="fine-tune a planner folder toward a reward (Adjoint Matching)")
+    ft.add_argument("--planner", required=True, help="base planner folder (one denoising chain: Diffuser, Decision "
+                                                     "Diffuser, or a Hierarchical Diffuser's high/ level)")
+    ft.add_argument("--objective", required=True, metavar="JSON",
+                    help="the reward, an objective spec in env units (diffplan.objectives), e.g. "
+                         "'{\"type\": \"avoid_box\", \"lo\": [1, 1], \"hi\": [2, 2]}'")
+    ft.add_argument("--export", required=True, help="write the fine-tuned planner folder here")
+    ft.add_argument("--lam", type=float, default=1.0, help="reward multiplier lambda (default: %(default)s)")
+    ft.add_argument("--steps", type=int, default=500, help="optimizer steps (default: %(default)s)")
+    ft.add_argument("--batch-size", type=int, default=32, help="contexts per step (default: %(default)s)")
+    ft.add_argument("--samples-per-context", type=int, default=1, help="plans per context (default: %(default)s)")
+    ft.add_argument("--num-inference-steps", type=int, default=None,
+                    help="DDPM (eta = 1) steps, used by the export too (default: the planner's)")
+    ft.add_argument("--last-k", type=int, default=5, help="loss on the last K steps (default: %(default)s)")
+    ft.add_argument("--random-k", type=int, default=5, help="plus this many of the others (default: %(default)s)")
+    ft.add_argument("--loss-clip", type=float, default=None, help="cap per (plan, step) loss term (default: none)")
+    ft.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default: %(default)s)")
+    ft.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default: %(default)s)")
+    ft.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (default: %(default)s)")
+    ft.add_argument("--dataset-id", default=None, help="contexts from this Minari id (default: the task's local id)")
+    ft.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: %(default)s)")
+    ft.add_argument("--seed", type=int, default=0, help="seed of contexts and chains (default: %(default)s)")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "data":
             _data(args)
         elif args.command == "evaluate":
             _evaluate(args)
+        elif args.command == "finetune":
+            _finetune(args)
     except (ValueError, FileNotFoundError, FileExistsError, TypeError) as err:
         print(f"diffplan: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -73,6 +73,22 @@ class Plan:
 
 
 @dataclass
+class DenoisingChain:
+    """What one of a planner's sampling chains is made of, for code that runs the chain itself (fine-tuning).
+
+    Attributes:
+        constraints: the inpainting of a (B, H, C) sample for the context it was built for.
+        prediction: ``denoiser -> (x_t, t) -> prediction``: a denoiser (the planner's own or a copy) called as the
+            planner calls it, with its prediction-level guidance (e.g. classifier-free) included.
+        clip_denoised: whether the sampler clamps predicted x0 to [-1, 1].
+    """
+
+    constraints: Any
+    prediction: Any
+    clip_denoised: bool
+
+
+@dataclass
 class PlanContext:
     """What a plan is conditioned on, as checked tensors in environment units.
 
@@ -173,6 +189,11 @@ class Planner(nn.Module, Configurable):
         """``n`` plans per context row (rows repeated in place: output row ``i * n + j``), steered by ``guidance``
         on top of the planner's own."""
         raise NotImplementedError
+
+    def chain(self, context: PlanContext, like: torch.Tensor) -> DenoisingChain:
+        """The constraints and prediction function of a chain for ``context`` (rows of ``like`` (B, H, C)); planners
+        that are one denoising chain define it (fine-tuning needs it)."""
+        raise NotImplementedError(f"{type(self).__name__} is not one denoising chain; fine-tune one of its levels.")
 
     # -- planning -------------------------------------------------------------------------------------------
     def plan(self, obs: Any, goal: Any = None, generator: torch.Generator | None = None,

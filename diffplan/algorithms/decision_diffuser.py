@@ -22,14 +22,14 @@ from diffplan.algorithms.conditions import check_conditions, condition_size, con
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
-from diffplan.diffusion.objective import TrajectoryDiffusion
+from diffplan.diffusion.objective import TrajectoryDiffusion, denoiser_arguments, sampler_settings
 from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
 from diffplan.guidance.cfg import ClassifierFreeGuidance
 from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, PlanContext, Planner, steer
+from diffplan.planner import DenoisingChain, Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -68,6 +68,18 @@ class DecisionDiffuser(TrajectoryDiffusion):
                                        inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
                                        horizon=self.horizon, history=self.history, conditions=self.conditions,
                                        **planner_kwargs)
+
+    @classmethod
+    def planner_arguments(cls, planner: DecisionDiffuserPlanner) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(planner, DecisionDiffuserPlanner):
+            raise TypeError(f"DecisionDiffuser.from_planner needs a DecisionDiffuserPlanner folder, got a "
+                            f"{type(planner).__name__}.")
+        arguments = {"normalizer": planner.normalizer, "horizon": planner.horizon, "conditions": planner.conditions,
+                     "history": planner.history, "inverse_dynamics_kwargs": {
+                         k: v for k, v in planner.inverse_dynamics.config.items() if k not in ("obs_dim", "act_dim")},
+                     **denoiser_arguments(planner, drop=("cond_dim",))}
+        settings = sampler_settings(planner, ("schedule", "horizon", "history", "conditions"))
+        return arguments, {**settings, "stride": 1}
 
     def training_constraints(self, x0: torch.Tensor) -> Inpaint:
         """The history and the current state (plan points 0..history) are known."""
@@ -197,6 +209,14 @@ class DecisionDiffuserPlanner(Planner):
         c.mask[:, now - n + 1: now + 1] = observed[..., None].expand(-1, -1, like.shape[-1])
         c.values[:, now - n + 1: now + 1] = self.normalizer.normalize("observations", known)
         return c
+
+    def chain(self, context: PlanContext, like: torch.Tensor) -> DenoisingChain:
+        """The planner's own classifier-free guidance is part of the prediction (it is how the planner samples); its
+        condition vectors follow the batch of each call."""
+        def prediction(denoiser: nn.Module) -> Any:
+            return lambda x, t: self.condition_guidance(x.shape[0]).predict(denoiser, x, t, None)
+
+        return DenoisingChain(self.constraints(context, like), prediction, self.normalizer.is_bounded("observations"))
 
     def warm_start_from(self, context: PlanContext, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(start sample, timesteps): the previous plan shifted by each row's env steps since it was made and

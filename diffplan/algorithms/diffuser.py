@@ -10,13 +10,13 @@ from torch import nn
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
-from diffplan.diffusion.objective import TrajectoryDiffusion
+from diffplan.diffusion.objective import TrajectoryDiffusion, denoiser_arguments, sampler_settings
 from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
 from diffplan.guidance.value import ValueGuidance
 from diffplan.nn.traced import TracedCache
-from diffplan.planner import Plan, PlanContext, Planner, steer
+from diffplan.planner import DenoisingChain, Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 
@@ -26,6 +26,14 @@ class Diffuser(TrajectoryDiffusion):
     def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> DiffuserPlanner:
         return DiffuserPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser, value=self.value,
                                schedule=self.schedule.config, horizon=self.horizon, stride=stride, **planner_kwargs)
+
+    @classmethod
+    def planner_arguments(cls, planner: DiffuserPlanner) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(planner, DiffuserPlanner):
+            raise TypeError(f"Diffuser.from_planner needs a DiffuserPlanner folder, got a {type(planner).__name__}.")
+        arguments = {"normalizer": planner.normalizer, "horizon": planner.horizon, "value_head": planner.value is not None,
+                     "goal_dims": tuple(planner.goal_dims), **denoiser_arguments(planner)}
+        return arguments, sampler_settings(planner, ("schedule", "horizon"))
 
 
 class DiffuserPlanner(Planner):
@@ -84,6 +92,10 @@ class DiffuserPlanner(Planner):
             dims = self.goal_dims
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
+
+    def chain(self, context: PlanContext, like: torch.Tensor) -> DenoisingChain:
+        return DenoisingChain(self.constraints(context.obs, context.goal, like), lambda denoiser: denoiser,
+                              self.normalizer.is_bounded("observations", "actions"))
 
     def model_fn(self, needs_grad: bool = False) -> Any:
         """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``, unless gradients must flow)."""

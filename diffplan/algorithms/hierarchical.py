@@ -8,6 +8,7 @@ batch through the same sampler.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,6 +19,7 @@ from diffplan.algorithms.diffuser import Diffuser
 from diffplan.data.datamodule import PlanningDataModule
 from diffplan.data.normalizer import Normalizer
 from diffplan.data.windows import TrajectoryWindows
+from diffplan.diffusion.objective import load_planner_weights
 from diffplan.diffusion.optim import adamw_with_warmup
 from diffplan.guidance.base import Guidance
 from diffplan.planner import Plan, PlanContext, Planner
@@ -105,6 +107,29 @@ class HierarchicalDiffuser(L.LightningModule):
         return HierarchicalPlanner(
             task, high=self.high.to_planner(task, self.jump, **high_kw),
             low=self.low.to_planner(task, self.low_stride, goal_dims=list(range(obs_dim)), **low_kw), **planner_kwargs)
+
+
+    @classmethod
+    def from_planner(cls, path: str | Path, **overrides: Any) -> HierarchicalDiffuser:
+        """Both levels of a Hierarchical Diffuser folder as a training module (see ``TrajectoryDiffusion.from_planner``);
+        ``module.to_planner(**module.planner_settings)`` exports the same planner again."""
+        planner = HierarchicalPlanner.from_pretrained(path)
+        levels = {}
+        for name in ("high", "low"):
+            arguments, settings = Diffuser.planner_arguments(getattr(planner, name))
+            drop = ("normalizer", "horizon", "goal_dims")
+            levels[name] = ({k: v for k, v in arguments.items() if k not in drop}, settings)
+        high = planner.high
+        module = cls(**{"normalizer": high.normalizer, "horizon": high.horizon, "jump": high.stride,
+                        "low_stride": planner.low.stride, "goal_dims": tuple(high.goal_dims),
+                        "high_kwargs": levels["high"][0], "low_kwargs": levels["low"][0], **overrides})
+        for name in ("high", "low"):
+            load_planner_weights(getattr(module, name), getattr(planner, name))
+        level_settings = {name: {k: v for k, v in levels[name][1].items() if k not in ("task", "stride", "goal_dims")}
+                          for name in ("high", "low")}
+        module.planner_settings = {"task": planner.task, "stride": planner.low.stride, **level_settings,
+                                   **{k: v for k, v in planner.config.items() if k not in ("high", "low")}}
+        return module
 
 
 class HierarchicalPlanner(Planner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffplan.configurable import resolve_class
+from diffplan.configurable import class_path, resolve_class
 from diffplan.data.layout import TrajectoryLayout
 from diffplan.data.normalizer import Normalizer
 from diffplan.diffusion.constraints import Inpaint
@@ -59,6 +60,7 @@ class TrajectoryDiffusion(L.LightningModule):
         # kept as attributes: self.hparams of a module nested in another (Hierarchical Diffuser) is the outer one's
         self.bf16, self.value_weight, self.action_weight = bf16, value_weight, action_weight
         self.optim = {"learning_rate": learning_rate, "weight_decay": weight_decay, "warmup_steps": warmup_steps}
+        self.planner_settings: dict[str, Any] | None = None  # set by from_planner
 
     def build_denoiser(self, denoiser_class: str, denoiser_kwargs: dict[str, Any]) -> nn.Module:
         """The denoiser of (B, H, C) windows; override when the model sees the window another way (tokens)."""
@@ -68,6 +70,31 @@ class TrajectoryDiffusion(L.LightningModule):
     def to_planner(self, task: Any, stride: int, **planner_kwargs: Any) -> Any:
         """The Planner that samples this objective's model (each algorithm defines its own)."""
         raise NotImplementedError(f"{type(self).__name__} does not define to_planner().")
+
+    @classmethod
+    def from_planner(cls, path: str | Path, **overrides: Any) -> TrajectoryDiffusion:
+        """The training module of a planner folder, the reverse of ``to_planner``: its settings and weights.
+
+        ``planner_settings`` on the result holds the folder's task, stride and sampler settings, so
+        ``module.to_planner(**module.planner_settings)`` exports the same planner again (after fine-tuning, a new one).
+
+        Args:
+            path: a planner folder that ``to_planner(...).save_pretrained`` of this class wrote.
+            overrides: replace training arguments (``learning_rate``, ``warmup_steps``, ...).
+        """
+        from diffplan.planner import Planner
+
+        planner = Planner.from_pretrained(path)
+        arguments, settings = cls.planner_arguments(planner)
+        module = cls(**{**arguments, **overrides})
+        load_planner_weights(module, planner)
+        module.planner_settings = settings
+        return module
+
+    @classmethod
+    def planner_arguments(cls, planner: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(``__init__`` arguments, ``to_planner`` arguments) that rebuild ``planner``'s module and re-export it."""
+        raise NotImplementedError(f"{cls.__name__} cannot be rebuilt from a planner folder.")
 
     # -- data ---------------------------------------------------------------------------------------------
     def normalize_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -125,3 +152,22 @@ class TrajectoryDiffusion(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return adamw_with_warmup(self.parameters(), self.device, **self.optim)
+
+
+def denoiser_arguments(planner: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``denoiser_class``, ``denoiser_kwargs`` and the schedule arguments that rebuild ``planner``'s denoiser."""
+    kwargs = {k: v for k, v in planner.denoiser.config.items() if k not in ("transition_dim", "horizon", *drop)}
+    return {"denoiser_class": class_path(planner.denoiser), "denoiser_kwargs": kwargs, **planner.schedule.config}
+
+
+def load_planner_weights(module: nn.Module, planner: Any) -> None:
+    """Copy every component of ``planner`` into the same-named submodule of ``module`` (shapes must match)."""
+    for name in planner.components:
+        component = getattr(planner, name)
+        if component is not None:
+            getattr(module, name).load_state_dict(component.state_dict())
+
+
+def sampler_settings(planner: Any, supplied: tuple[str, ...]) -> dict[str, Any]:
+    """``planner``'s config without the keys that ``to_planner`` fills in itself, plus its task."""
+    return {"task": planner.task, **{k: v for k, v in planner.config.items() if k not in supplied}}

@@ -1,0 +1,1 @@
+"""Fine-tuning trained planners toward a reward (Adjoint Matching)."""

@@ -71,6 +71,21 @@ def _parse_guidance(text: str | None) -> dict | None:
     return spec
 
 
+def _violation_spec(text: str | None, guidance: dict | None) -> Any:
+    """``--violation``: an objective spec as JSON; by default the avoid-region terms of the guidance in use (None
+    when it has none)."""
+    from diffplan.guidance.spec import objective_specs
+
+    if text is not None:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--violation expects a JSON objective spec, e.g. '{{\"type\": \"avoid_box\", \"lo\": "
+                             f"[1, 1], \"hi\": [2, 2]}}', got {text!r} ({err.msg}).") from err
+    regions = [e for e in objective_specs(guidance) if e.get("type") in ("avoid_box", "avoid_disc")]
+    return [{k: v for k, v in e.items() if k != "weight"} for e in regions] or None
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from diffplan.evaluation.plots import plot_paths
     from diffplan.evaluation.results import append_row, result_row
@@ -95,8 +110,10 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise
         raise ValueError(f"--set {' '.join(args.set)}: {err}") from err
     task = load_task(args.task) if args.task else planner.task
+    in_use = planner.guidance if isinstance(planner.guidance, dict) else getattr(planner.guidance, "spec", None)
+    violation = _violation_spec(args.violation, in_use)
     result = evaluate(planner, task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
-                      progress=not args.quiet)
+                      progress=not args.quiet, protocol=args.protocol, violation=violation)
     print(result)
     cfg = planner.config
     print(f"action source: {cfg['action_source']} (replan_every={cfg['replan_every']}, "
@@ -104,7 +121,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     name = args.name or _default_name(args.planner)
     if not args.no_record:
         results = Path(args.results or RESULTS_DEFAULT.format(suite=task.suite))
-        notes = " ".join(filter(None, [args.notes, f"guidance={args.guidance}" if args.guidance else ""]))
+        notes = " ".join(filter(None, [args.notes, f"guidance={args.guidance}" if args.guidance else "",
+                                       f"violation={json.dumps(violation)}" if violation is not None else ""]))
         append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, notes))
         print(f"row appended to {results}")
         plot = Path(args.plot or results.parent / "figures" / f"{name}-{task.name}.png")
@@ -198,6 +216,13 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--guidance", default=None, metavar="JSON",
                     help='steer the planner: a guidance spec, e.g. \'{"method": "tfg", "objective": {"type": "reach", '
                          '"target": [1, 2]}}\' (default: the folder\'s own, if any)')
+    ev.add_argument("--protocol", default="task", choices=("task", "random_pairs"),
+                    help="episodes of the task card's evaluation env, or start and goal cells drawn at random per "
+                         "reset seed and scored as a share of the noise-free controller's return on the same pairs "
+                         "(maze tasks) (default: %(default)s)")
+    ev.add_argument("--violation", default=None, metavar="JSON",
+                    help="report the share of episodes whose executed path enters a region: an objective spec with "
+                         "avoid_box / avoid_disc terms (default: those inside the guidance, if any)")
     ev.add_argument("--results", default=None,
                     help=f"CSV to append the row to (default: {RESULTS_DEFAULT} in the current directory)")
     ev.add_argument("--no-record", action="store_true", help="do not append a results row")

@@ -42,13 +42,23 @@ def make_env(task: Task, max_episode_steps: int) -> gym.Env:
     return gym.make(task.env_id, max_episode_steps=max_episode_steps, **task.env_kwargs)
 
 
-def make_eval_env(task: Task) -> gym.Env:
-    """The evaluation environment: single-goal map, continuing task, the task's episode length."""
+def make_eval_env(task: Task, protocol: str = "task", max_episode_steps: int | None = None) -> gym.Env:
+    """The evaluation environment: single-goal map, continuing task, the task's episode length.
+
+    Args:
+        protocol: ``"task"``, or ``"random_pairs"`` (start and goal cells drawn from the reset seed, see
+            ``diffplan.evaluation.protocols``).
+        max_episode_steps: another step limit (default: the task's).
+    """
+    from diffplan.evaluation.protocols import check_protocol, wrap_protocol
+
+    check_protocol(protocol, task)
     register_envs()
-    return gym.make(task.eval.env_id, max_episode_steps=task.eval.max_episode_steps, **task.eval.env_kwargs)
+    steps = task.eval.max_episode_steps if max_episode_steps is None else max_episode_steps
+    return wrap_protocol(gym.make(task.eval.env_id, max_episode_steps=steps, **task.eval.env_kwargs), protocol)
 
 
-def make_eval_vector_env(task: Task, num_envs: int) -> gym.vector.VectorEnv:
+def make_eval_vector_env(task: Task, num_envs: int, protocol: str = "task") -> gym.vector.VectorEnv:
     """``num_envs`` evaluation envs stepped in lock-step (all episodes have the same length)."""
     register_envs()
-    return gym.vector.SyncVectorEnv([lambda: make_eval_env(task) for _ in range(num_envs)])
+    return gym.vector.SyncVectorEnv([lambda: make_eval_env(task, protocol) for _ in range(num_envs)])

@@ -306,6 +306,13 @@ def load_critic(path: str | Path) -> nn.Module:
     return module
 
 
+def avoid_terms(objective: Objective) -> list[Objective]:
+    """The avoid-region terms (``avoid_box``, ``avoid_disc``) of ``objective``: itself, or those among a weighted
+    sum's terms. Each has ``depth(positions)`` (> 0 inside the region) and ``inside(plan) -> (B,) bool``."""
+    terms = objective.terms if isinstance(objective, WeightedSum) else [objective]
+    return [term for term in terms if isinstance(term, _Avoid)]
+
+
 def objective_from_spec(spec: dict[str, Any] | list[dict[str, Any]] | Objective, task: Task) -> Objective:
     """The objective a JSON spec describes (see the module docstring); an Objective passes through.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -215,3 +216,27 @@ def test_evaluate_takes_a_guidance_spec_and_records_it_in_the_row(diffuser_plann
           "--results", str(tmp_path / "results.csv"), "--plot", str(tmp_path / "paths.png")])
     (row,) = read_rows(tmp_path / "results.csv")
     assert f"guidance={spec}" in row["notes"]
+
+
+def test_evaluate_random_pairs_records_protocol_controller_share_and_the_guidance_violation(diffuser_planner, tmp_path):
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    box = {"type": "avoid_box", "lo": [-2.5, -2.5], "hi": [2.5, 2.5]}  # the whole maze: every path is inside
+    spec = json.dumps({"method": "select", "n": 2, "objective": [{"type": "reach", "target": [1.0, 1.0]}, box]})
+    results = tmp_path / "results.csv"
+    main(["evaluate", str(tmp_path / "planner"), "--episodes", "1", "--num-envs", "1", "--quiet", "--guidance", spec,
+          "--protocol", "random_pairs", "--set", "replan_every=0", "--results", str(results), "--plot",
+          str(tmp_path / "a.png")])
+    main(["evaluate", str(tmp_path / "planner"), "--episodes", "1", "--num-envs", "1", "--quiet", "--results",
+          str(results), "--plot", str(tmp_path / "b.png"), "--set", "replan_every=0", "--violation",
+          '{"type": "avoid_disc", "center": [9.0, 9.0], "radius": 0.5}'])
+    guided, plain = read_rows(results)
+    assert guided["protocol"] == "random_pairs" and float(guided["controller_share"]) >= 0
+    assert guided["violation"] == "1" and "violation=" in guided["notes"]
+    assert plain["protocol"] == "task" and plain["controller_share"] == "" and plain["violation"] == "0"
+
+
+def test_a_violation_without_a_region_is_one_clear_line(diffuser_planner, tmp_path, capsys):
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    err = one_line_error(capsys, ["evaluate", str(tmp_path / "planner"), "--no-record", "--violation",
+                                  '{"type": "reach", "target": [1.0, 1.0]}'])
+    assert "needs an 'avoid_box' or 'avoid_disc' objective" in err

@@ -105,3 +105,18 @@ def test_is_tracked_benchmark_file(tmp_path, monkeypatch):
     assert not is_tracked_benchmark_file(repo / "benchmarks" / "not-tracked-suite" / "results.csv")
     assert not is_tracked_benchmark_file(repo / "pyproject.toml")  # tracked, but not a benchmark record
     assert not is_tracked_benchmark_file(tmp_path / "benchmarks" / "results.csv")
+
+
+def test_a_file_written_before_the_protocol_columns_is_upgraded_and_keeps_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "git_commit", lambda: "abc1234")
+    old_columns = [c for c in COLUMNS if c not in ("protocol", "controller_share", "controller_share_se", "violation")]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({"task": "pointmaze-umaze", "planner": "old", "score_mean": "101"})
+    append_row(path, {"task": "pointmaze-umaze", "planner": "new", "protocol": "random_pairs", "violation": 0.25})
+    old, new = read_rows(path)
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert (old["planner"], old["score_mean"], old["protocol"], old["violation"]) == ("old", "101", "", "")
+    assert (new["planner"], new["protocol"], new["violation"]) == ("new", "random_pairs", "0.25")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime
 import fcntl
+import math
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from typing import Any, TextIO
 from diffplan import __version__
 
 COLUMNS = ["date", "commit", "task", "planner", "planner_path", "action_source", "replan_every",
-           "num_inference_steps", "episodes", "seed", "return_mean", "return_se", "score_mean", "score_se",
-           "success", "first_reach_mean", "plan_ms_b1", "act_ms_b1", "train_minutes", "train_steps", "notes"]
+           "num_inference_steps", "episodes", "seed", "protocol", "return_mean", "return_se", "score_mean",
+           "score_se", "success", "first_reach_mean", "controller_share", "controller_share_se", "violation",
+           "plan_ms_b1", "act_ms_b1", "train_minutes", "train_steps", "notes"]
+# Rows written before a column existed read as empty there: protocol "" is "task", no controller share, no violation.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -116,7 +119,13 @@ def result_row(result: Any, planner: Any, name: str, planner_path: str, seed: in
     return {"task": result.task.name, "planner": name, "planner_path": str(planner_path),
             "action_source": cfg["action_source"], "replan_every": cfg["replan_every"],
             "num_inference_steps": cfg.get("num_inference_steps", ""), "episodes": s["episodes"], "seed": seed,
-            "return_mean": s["return_mean"], "return_se": s["return_se"], "score_mean": s["score_mean"],
+            "protocol": s["protocol"], "return_mean": s["return_mean"], "return_se": s["return_se"], "score_mean": s["score_mean"],
             "score_se": s["score_se"], "success": s["success"], "first_reach_mean": s["first_reach_mean"],
+            **{k: _blank_nan(s[k]) for k in ("controller_share", "controller_share_se", "violation")},
             "plan_ms_b1": s["plan_ms_b1"], "act_ms_b1": s["act_ms_b1"], "train_minutes": meta.get("train_minutes", ""),
             "train_steps": meta.get("train_steps", ""), "notes": notes}
+
+
+def _blank_nan(value: float) -> float | str:
+    """An empty cell for a summary value that does not apply (NaN)."""
+    return "" if math.isnan(value) else value

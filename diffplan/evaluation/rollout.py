@@ -10,6 +10,8 @@ import torch
 from tqdm.auto import tqdm
 
 from diffplan.environments import make_eval_env, make_eval_vector_env
+from diffplan.evaluation.protocols import check_protocol, controller_returns, share_of
+from diffplan.objectives import Objective, avoid_terms, objective_from_spec
 from diffplan.planner import Planner
 from diffplan.tasks import Task
 
@@ -31,6 +33,9 @@ class EvaluationResult:
     plans: list[np.ndarray] = field(default_factory=list)  # first plan (H, obs_dim) per episode
     goals: list[np.ndarray] = field(default_factory=list)
     subgoals: list[np.ndarray] = field(default_factory=list)  # first plan's subgoals (hierarchical planners)
+    protocol: str = "task"
+    controller_returns: np.ndarray | None = None  # noise-free controller on the same episodes (random_pairs)
+    violations: np.ndarray | None = None  # (episodes,) bool: the executed path entered an avoided region
 
     @property
     def scores(self) -> np.ndarray:
@@ -53,12 +58,27 @@ class EvaluationResult:
                 "first_reach_mean": float(reached.mean()) if len(reached) else float("nan"),
                 "plan_ms_b1": self.plan_ms_batch1, "act_ms_b1": self.act_ms_batch1,
                 "plan_ms_per_call": self.plan_ms_per_call,
-                "plan_batch": self.plan_batch}
+                "plan_batch": self.plan_batch, "protocol": self.protocol,
+                **dict(zip(("controller_share", "controller_share_se"), self.controller_share)),
+                "violation": float(self.violations.mean()) if self.violations is not None else float("nan")}
+
+    @property
+    def controller_share(self) -> tuple[float, float]:
+        """100 x mean return / the noise-free controller's mean return on the same episodes, and its standard
+        error; NaN without controller returns (protocol "task")."""
+        if self.controller_returns is None:
+            return float("nan"), float("nan")
+        return share_of(self.returns, self.controller_returns)
 
     def __str__(self) -> str:
         s = self.summary()
         reach = (f", success {100 * s['success']:.0f}%, first reach {s['first_reach_mean']:.0f} steps"
                  if self.task.goal_dims else "")
+        if self.controller_returns is not None:
+            reach += (f", {s['controller_share']:.0f} ± {s['controller_share_se']:.0f}% of the controller's return "
+                      f"({self.protocol})")
+        if self.violations is not None:
+            reach += f", violation {100 * s['violation']:.0f}%"
         return (f"{self.task.name}: normalized score {s['score_mean']:.1f} ± {s['score_se']:.1f} (x100, mean ± SE over "
                 f"{s['episodes']} episodes), return {s['return_mean']:.1f} ± {s['return_se']:.1f}{reach}, plan "
                 f"{s['plan_ms_b1']:.1f} ms, {s['act_ms_b1']:.1f} ms per action (batch 1)")
@@ -103,19 +123,29 @@ def act_latency_ms(planner: Planner, task: Task, steps: int = 20, seed: int = 0)
 
 
 def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000, num_envs: int = 10,
-             progress: bool = True, keep_paths: int = 8) -> EvaluationResult:
+             progress: bool = True, keep_paths: int = 8, protocol: str = "task",
+             violation: Objective | dict | list | None = None) -> EvaluationResult:
     """Run ``episodes`` episodes with reset seeds ``seed, seed + 1, ...`` in batches of ``num_envs``.
 
     An episode ends at the task's step limit or when its env terminates (e.g. a hopper falls); rewards after
     that are not counted, and the batch stops once every episode has ended.
+
+    Args:
+        protocol: ``"task"`` (the task card's evaluation env) or ``"random_pairs"`` (start and goal cells drawn
+            from each reset seed; the noise-free controller then runs the same episodes for ``controller_share``),
+            see ``diffplan.evaluation.protocols``.
+        violation: an objective (or its JSON spec) with avoid-region terms; each episode's executed path, every
+            step of it, is checked against them (``EvaluationResult.violations``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}.")
+    check_protocol(protocol, task)
+    regions = violation_regions(violation, task)
     num_envs = min(num_envs, episodes)
-    envs = make_eval_vector_env(task, num_envs)
+    envs = make_eval_vector_env(task, num_envs, protocol)
     steps = task.eval.max_episode_steps
     returns, first_reach, lengths, seeds = [], [], [], []
-    paths, plans, goals, subgoals = [], [], [], []
+    paths, plans, goals, subgoals, violations = [], [], [], [], []
     plan_time, plan_calls, latency, act_latency = 0.0, 0, float("nan"), float("nan")
     bar = tqdm(total=episodes * steps, desc=f"evaluate {task.name}", unit="step", disable=not progress,
                unit_scale=True, mininterval=1.0)
@@ -159,6 +189,10 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
         lengths.append(length[:take])
         seeds.extend(batch_seeds[:take])
         trace_arr = np.stack(trace, axis=1)  # (num_envs, T, obs_dim)
+        if regions is not None:  # the observation after the last step is part of the path too
+            final = obs[task.observation_key] if isinstance(obs, dict) else obs
+            full = np.concatenate([trace_arr, np.asarray(final)[:, None]], axis=1)
+            violations.append(entered(regions, full, length)[:take])
         for i in range(take):
             if len(paths) < keep_paths:
                 paths.append(trace_arr[i])
@@ -169,8 +203,36 @@ def evaluate(planner: Planner, task: Task, episodes: int = 20, seed: int = 1000,
                     goals.append(np.asarray(obs[task.goal_key][i]))
     bar.close()
     envs.close()
+    reference = controller_returns(task, seeds, protocol) if protocol != "task" else None
     return EvaluationResult(task=task, seeds=np.asarray(seeds), returns=np.concatenate(returns),
                             first_reach=np.concatenate(first_reach), lengths=np.concatenate(lengths),
                             plan_ms_batch1=latency, act_ms_batch1=act_latency,
                             plan_ms_per_call=1e3 * plan_time / max(plan_calls, 1), plan_batch=num_envs,
-                            paths=paths, plans=plans, goals=goals, subgoals=subgoals)
+                            paths=paths, plans=plans, goals=goals, subgoals=subgoals, protocol=protocol,
+                            controller_returns=reference,
+                            violations=np.concatenate(violations) if regions is not None else None)
+
+
+def violation_regions(violation: Objective | dict | list | None, task: Task) -> list[Objective] | None:
+    """The avoid-region terms of ``violation`` (an objective or its spec); None for None.
+
+    Raises:
+        ValueError: the objective has no ``avoid_box`` or ``avoid_disc`` term.
+    """
+    if violation is None:
+        return None
+    regions = avoid_terms(objective_from_spec(violation, task))
+    if not regions:
+        raise ValueError(f"A violation rate needs an 'avoid_box' or 'avoid_disc' objective, got {violation!r}.")
+    return regions
+
+
+def entered(regions: list[Objective], paths: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(B,) bool: path ``b`` (B, T + 1, O) is inside some region at a step ``t <= lengths[b]`` (the states of
+    its episode: later ones belong to a vector env's next episode)."""
+    positions = {"observations": torch.as_tensor(paths, dtype=torch.float32)}
+    inside = torch.zeros(paths.shape[:2], dtype=torch.bool)
+    for region in regions:
+        inside |= region.depth(region.select(positions)) > 0
+    within = np.arange(paths.shape[1])[None] <= np.asarray(lengths)[:, None]
+    return (inside.numpy() & within).any(axis=1)

@@ -35,3 +35,13 @@ def guidance_from_spec(spec: Guidance | dict[str, Any], planner: Planner) -> Gui
     guidance = getattr(importlib.import_module(module_name), name)(spec, planner)
     guidance.spec = dict(spec)  # what save_pretrained writes to planner.json
     return guidance
+
+
+def objective_specs(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every objective entry a guidance spec names, its own and those of the guidance nested in it (``select``
+    over ``tfg``), lists flattened; [] for None or a spec without objectives."""
+    if not isinstance(spec, dict):
+        return []
+    objective = spec.get("objective")
+    entries = objective if isinstance(objective, list) else [objective] if isinstance(objective, dict) else []
+    return [*entries, *objective_specs(spec.get("guidance"))]

@@ -149,6 +149,21 @@ def any_planner(request):
     return request.getfixturevalue(f"{request.param}_planner")
 
 
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("pointmaze/speed.py")``: a script under benchmarks/ loaded as a module (not a package)."""
+    import importlib.util
+
+    def load(relative: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / relative
+        spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture()
 def obs_batch():
     """Three PointMaze observations in free cells of the umaze: (3, 4)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +10,10 @@ import torch
 
 from diffplan.data.episodes import load_episodes
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pointmaze" / "rollout_stability.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("rollout_stability", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("pointmaze/rollout_stability.py")
 
 
 def test_replaying_the_recorded_actions_from_a_dataset_start_reaches_the_recorded_positions(script, tiny_dataset,

@@ -61,7 +61,7 @@ def rollout_scorer(planner: Planner, task: Task, episodes: int, seed: int, num_e
             summary = evaluate(planner, task, episodes=episodes, seed=seed, num_envs=num_envs, progress=False).summary()
         finally:
             planner.guidance = saved
-        return {k: float(v) for k, v in summary.items()}
+        return {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}  # numbers only (not the protocol)
 
     return score
 

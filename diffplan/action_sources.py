@@ -51,10 +51,15 @@ class PDTracker:
 
     def __call__(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         last = plan.observations.shape[1] - 1
-        s = ((k.to(torch.float64) + 1 + self.lookahead) / plan.stride).clamp(max=last)
-        lo = s.floor().long()
-        w = (s - lo).to(plan.observations.dtype)[:, None]
-        target = (1 - w) * _rows(plan.observations, lo) + w * _rows(plan.observations, (lo + 1).clamp(max=last))
+        if bool((k == k[0]).all()):  # the usual case, every env at the same step of its plan: plain slicing
+            s0 = min((int(k[0]) + 1 + self.lookahead) / plan.stride, last)
+            lo0, w0 = int(s0), s0 - int(s0)
+            target = (1 - w0) * plan.observations[:, lo0] + w0 * plan.observations[:, min(lo0 + 1, last)]
+        else:
+            s = ((k.to(torch.float64) + 1 + self.lookahead) / plan.stride).clamp(max=last)
+            lo = s.floor().long()
+            w = (s - lo).to(plan.observations.dtype)[:, None]
+            target = (1 - w) * _rows(plan.observations, lo) + w * _rows(plan.observations, (lo + 1).clamp(max=last))
         obs = obs.to(target.device)
         pos, vel = self.position_dims, self.velocity_dims
         action = self.kp * (target[:, pos] - obs[:, pos]) + self.kd * (target[:, vel] - obs[:, vel])

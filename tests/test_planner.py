@@ -238,3 +238,20 @@ def test_repr_is_one_short_line_naming_class_and_task(any_planner):
     text = repr(any_planner)
     assert "\n" not in text and len(text) < 500
     assert text.startswith(type(any_planner).__name__ + "(") and "pointmaze-umaze" in text
+
+
+def test_tracker_targets_each_envs_own_step_of_its_plan(umaze):
+    """Envs at different steps of their plans (after a per-env reset) get the same action as alone."""
+    from diffplan.action_sources import PDTracker
+    from diffplan.planner import Plan
+
+    gen = torch.Generator().manual_seed(0)
+    plan = Plan(observations=torch.randn(3, 6, 4, generator=gen), actions=torch.zeros(3, 6, 2), stride=2)
+    obs = torch.randn(3, 4, generator=gen)
+    tracker = PDTracker([0, 1], [2, 3], kp=2.0, kd=0.5, lookahead=1.0)
+    k = torch.tensor([0, 3, 9])
+    mixed = tracker(plan, obs, k)
+    for row in range(3):
+        alone = tracker(plan.rows(torch.tensor([row])), obs[row:row + 1], k[row:row + 1])
+        torch.testing.assert_close(mixed[row], alone[0], rtol=0, atol=1e-6)
+    assert not torch.allclose(mixed[0], tracker(plan, obs, torch.tensor([3, 3, 3]))[0])

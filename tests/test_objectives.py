@@ -55,13 +55,13 @@ def test_reach_is_higher_nearer_the_target_and_flat_inside_the_radius():
     reach = Reach([1.0, 2.0], [0, 1], radius=0.5, sharpness=50.0)
     obs = torch.zeros(4, 3, 4)
     obs[:, -1, :2] = torch.tensor([[1.0, 2.0], [1.2, 2.0], [2.0, 2.0], [4.0, 2.0]])
-    values = reach(plan_of(obs))
+    values = reach(plan_of(obs)).tolist()  # floats: pytest.approx does not take 0-d tensors in every version
     assert values[0] == pytest.approx(values[1], abs=1e-3) and values[0] == pytest.approx(0.0, abs=1e-3)
     assert values[1] > values[2] > values[3]
     assert values[3] == pytest.approx(-2.5, abs=1e-3)  # distance beyond the radius
     obs[3, 1, :2] = torch.tensor([1.0, 2.0])  # passes the target mid-plan
     assert Reach([1.0, 2.0], [0, 1], at="any", sharpness=50.0)(plan_of(obs))[3] > -0.1
-    assert reach(plan_of(obs))[3] == values[3]  # "final" only looks at the last point
+    assert reach(plan_of(obs))[3].item() == values[3]  # "final" only looks at the last point
 
 
 @pytest.mark.parametrize("region", [AvoidBox([0.0, 0.0], [1.0, 1.0], [0, 1], sharpness=50.0),

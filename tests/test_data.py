@@ -23,6 +23,41 @@ def toy_episodes() -> EpisodeArrays:
                          terminated=np.array([False, True]))
 
 
+def stream_episodes(continuous: bool) -> EpisodeArrays:
+    """A stream of 3 + 2 steps cut into two episodes; the second starts where the first ended if ``continuous``."""
+    first = [[t, 0, 1, 1] for t in range(4)]
+    second = [[3 + t if continuous else 50 + t, 0, 1, 1] for t in range(3)]
+    obs = np.asarray(first + second, np.float32)
+    act = np.arange(7, dtype=np.float32)[:, None].repeat(2, 1)
+    return EpisodeArrays(obs, act, np.zeros(7, np.float32), np.zeros((7, 2), np.float32), np.array([0, 4]),
+                         np.array([4, 3]), terminated=np.array([False, False]))
+
+
+def test_joined_windows_run_on_through_a_continuous_stream_keeping_the_seam_state_once():
+    w = TrajectoryWindows(stream_episodes(continuous=True), horizon=4, stride=1, velocity_dims=(2, 3),
+                          join_episodes=True)
+    assert len(w) == 5  # stream states 0..5, every one but the last starts a window
+    item = w[1]
+    assert item["observations"][:, 0].tolist() == [1, 2, 3, 4]  # runs on through the seam at 3, kept once
+    assert item["actions"][2, 0] == 4  # the seam's action is the next episode's, taken from that state
+    assert (item["observations"][:, 2] == 1).all()  # no held rows, velocities untouched
+    end = w[4]
+    assert end["observations"][:, 0].tolist() == [4, 5, 5, 5] and (end["observations"][2:, 2] == 0).all()
+
+
+def test_joined_windows_do_not_cross_a_gap_or_a_termination():
+    gap = TrajectoryWindows(stream_episodes(continuous=False), horizon=4, stride=1, join_episodes=True)
+    plain = TrajectoryWindows(stream_episodes(continuous=False), horizon=4, stride=1)
+    assert len(gap) == len(plain) and all(torch.equal(gap[i]["observations"], plain[i]["observations"])
+                                          for i in range(len(plain)))
+    terminated = stream_episodes(continuous=True)
+    terminated = EpisodeArrays(*[getattr(terminated, f) for f in ("observations", "actions", "rewards", "goals",
+                                                                  "episode_starts", "episode_lengths")],
+                               terminated=np.array([True, False]))
+    w = TrajectoryWindows(terminated, horizon=4, stride=1, join_episodes=True)
+    assert w[1]["observations"][:, 0].tolist() == [1, 2, 3, 3]
+
+
 def test_windows_never_cross_episodes_and_hold_the_last_state():
     w = TrajectoryWindows(toy_episodes(), horizon=4, stride=2, velocity_dims=(2, 3))
     assert len(w) == 4 + 3

@@ -29,12 +29,13 @@ class PlanningDataModule(L.LightningDataModule):
             ``defaults.normalizer``, else min-max. Returns-to-go stay min-max unless named.
         termination_penalty: added to the last reward of episodes that end in a fall (the papers use -100);
             default: the task card's ``defaults.termination_penalty``, else 0.
+        join_episodes: windows run on across episodes cut from one continuous stream (see ``TrajectoryWindows``).
     """
 
     def __init__(self, task: str, dataset_id: str | None = None, horizon: int | None = None,
                  stride: int | None = None, batch_size: int = 128, num_workers: int = 0, seed: int = 0,
                  progress: bool = True, value_target: str = "window", normalizer: str | dict[str, str] | None = None,
-                 termination_penalty: float | None = None):
+                 termination_penalty: float | None = None, join_episodes: bool = False):
         super().__init__()
         self.task: Task = load_task(task)
         self.dataset_id = dataset_id or self.task.dataset.local_id
@@ -47,7 +48,7 @@ class PlanningDataModule(L.LightningDataModule):
             termination_penalty = float(self.task.defaults.get("termination_penalty", 0.0))
         self.termination_penalty = termination_penalty
         self.windows = TrajectoryWindows(self.episodes, self.horizon, self.stride, self.task.velocity_dims,
-                                         self.task.discount, value_target, termination_penalty)
+                                         self.task.discount, value_target, termination_penalty, join_episodes)
         kinds = normalizer if normalizer is not None else self.task.defaults.get("normalizer", "minmax")
         if isinstance(kinds, str):
             kinds = {"observations": kinds, "actions": kinds}

@@ -1,4 +1,5 @@
-"""Trajectory windows: fixed-length, strided slices of one episode each (padding never crosses episodes)."""
+"""Trajectory windows: fixed-length, strided slices of one episode each (padding never crosses episodes), or of
+a continuous stream of episodes (``join_episodes``)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,17 @@ class TrajectoryWindows(Dataset):
 
     ``termination_penalty`` is added to the last reward of episodes that ended in a terminal state (a fall),
     as Diffuser and Decision Diffuser do for locomotion (-100), so returns and values see that falling is bad.
+
+    ``join_episodes``: a window may run on into the next episode when the data are one continuous stream cut into
+    episodes (the next episode starts at the state where the last one ended, and the last one did not terminate),
+    as the maze recipes cut their controller's stream at each goal reached. Windows then show real dynamics past a
+    goal instead of a held state whose velocity jumps to zero; padding is used only at the stream's true ends.
+    Returns-to-go and goals stay those of each state's own episode.
     """
 
     def __init__(self, episodes: EpisodeArrays, horizon: int, stride: int = 1,
                  velocity_dims: tuple[int, ...] = (), discount: float = 0.99, value_target: str = "window",
-                 termination_penalty: float = 0.0):
+                 termination_penalty: float = 0.0, join_episodes: bool = False):
         if horizon < 2 or stride < 1:
             raise ValueError(f"Need horizon >= 2 and stride >= 1, got horizon={horizon}, stride={stride}.")
         if value_target not in ("window", "returns"):
@@ -40,10 +47,12 @@ class TrajectoryWindows(Dataset):
         self.episodes = episodes
         self.horizon, self.stride = horizon, stride
         self.velocity_dims = list(velocity_dims)
-        # Every state except an episode's last one can start a window.
-        steps = episodes.episode_lengths - 1
-        self.starts = np.concatenate([s + np.arange(n) for s, n in zip(episodes.episode_starts, steps)])
-        self.ends = np.repeat(episodes.episode_starts + episodes.episode_lengths - 1, steps)
+        self.stream, segment_lengths = state_stream(episodes, join_episodes)
+        # Every state except a segment's last one can start a window; positions index ``stream``.
+        steps = segment_lengths - 1
+        segment_starts = np.concatenate([[0], np.cumsum(segment_lengths)[:-1]])
+        self.starts = np.concatenate([s + np.arange(n) for s, n in zip(segment_starts, steps)])
+        self.ends = np.repeat(segment_starts + segment_lengths - 1, steps)
         weights = (discount ** (np.arange(horizon) * stride)).astype(np.float32)
         self.value_weights = weights / weights.sum()
         self.rewards = penalized_rewards(episodes, termination_penalty)
@@ -54,9 +63,9 @@ class TrajectoryWindows(Dataset):
 
     def indices(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """State indices of window ``i`` (H,) and a mask of the padded rows (H,)."""
-        idx = self.starts[i] + self.stride * np.arange(self.horizon)
-        padded = idx > self.ends[i]
-        return np.minimum(idx, self.ends[i]), padded
+        position = self.starts[i] + self.stride * np.arange(self.horizon)
+        padded = position > self.ends[i]
+        return self.stream[np.minimum(position, self.ends[i])], padded
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         idx, padded = self.indices(i)
@@ -67,13 +76,37 @@ class TrajectoryWindows(Dataset):
             obs[np.ix_(padded, self.velocity_dims)] = 0.0
             act[padded] = 0.0
         if self.value_target == "returns":
-            value = float(self.returns_to_go[self.starts[i]]) * (1.0 - self.discount)
+            value = float(self.returns_to_go[idx[0]]) * (1.0 - self.discount)
         else:
             value = float(self.value_weights @ self.rewards[idx])
         return {"observations": torch.from_numpy(obs), "actions": torch.from_numpy(act),
-                "goal": torch.from_numpy(e.goals[self.starts[i]].copy()),
+                "goal": torch.from_numpy(e.goals[idx[0]].copy()),
                 "value": torch.tensor(value, dtype=torch.float32),
                 "returns": torch.from_numpy(np.where(padded, 0.0, self.returns_to_go[idx]).astype(np.float32))}
+
+
+def state_stream(episodes: EpisodeArrays, join: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The state indices in time order (S,) and the lengths of its segments (G,), which windows never cross.
+
+    Without ``join`` each episode is a segment. With it, an episode that did not terminate and whose last state is
+    the next episode's first state runs on into it; the repeated state is kept once (the next episode's copy, which
+    carries the action taken from it).
+    """
+    starts, lengths = episodes.episode_starts, episodes.episode_lengths
+    if not join:
+        return np.arange(len(episodes.observations)), lengths.copy()
+    last = starts + lengths - 1
+    continues = np.zeros(len(starts), dtype=bool)
+    continues[:-1] = ~episodes.terminated[:-1] & np.all(
+        episodes.observations[last[:-1]] == episodes.observations[starts[1:]], axis=-1)
+    kept = [np.arange(s, s + n - 1 if c else s + n) for s, n, c in zip(starts, lengths, continues)]
+    segment_lengths, run = [], 0
+    for part, c in zip(kept, continues):
+        run += len(part)
+        if not c:
+            segment_lengths.append(run)
+            run = 0
+    return np.concatenate(kept), np.asarray(segment_lengths, dtype=np.int64)
 
 
 def penalized_rewards(episodes: EpisodeArrays, termination_penalty: float) -> np.ndarray:

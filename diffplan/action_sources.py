@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 ACTION_SOURCES = ("diffused", "tracker")
 
 
+def _as_slice(dims: list[int]) -> slice | list[int]:
+    """Consecutive dims as a slice (a view; indexing by a list copies and costs more than the PD law itself)."""
+    dims = list(dims)
+    if dims and dims == list(range(dims[0], dims[0] + len(dims))):
+        return slice(dims[0], dims[0] + len(dims))
+    return dims
+
+
 def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """values (B, H, D), index (B,) -> (B, D): row b's point index[b]."""
     return values[torch.arange(values.shape[0], device=values.device), index.to(values.device)]
@@ -48,6 +56,7 @@ class PDTracker:
                  lookahead: float = 0.0):
         self.position_dims, self.velocity_dims = position_dims, velocity_dims
         self.kp, self.kd, self.lookahead = kp, kd, lookahead
+        self._pos, self._vel = _as_slice(position_dims), _as_slice(velocity_dims)
 
     def __call__(self, plan: Plan, obs: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         last = plan.observations.shape[1] - 1
@@ -61,7 +70,7 @@ class PDTracker:
             w = (s - lo).to(plan.observations.dtype)[:, None]
             target = (1 - w) * _rows(plan.observations, lo) + w * _rows(plan.observations, (lo + 1).clamp(max=last))
         obs = obs.to(target.device)
-        pos, vel = self.position_dims, self.velocity_dims
+        pos, vel = self._pos, self._vel
         action = self.kp * (target[:, pos] - obs[:, pos]) + self.kd * (target[:, vel] - obs[:, vel])
         return action.clamp(-1.0, 1.0)
 

@@ -175,9 +175,15 @@ class Planner(nn.Module, Configurable):
     @property
     def device(self) -> torch.device:
         """Where the planner's weights live; plans, noise and generators follow it."""
-        for tensor in itertools.chain(self.parameters(), self.buffers()):  # the first one is enough
-            return tensor.device
-        return torch.device("cpu")
+        device = self.__dict__.get("_device")
+        if device is None:  # looked up once per move: walking the modules costs ~50 us, more than a tracker step
+            tensor = next(itertools.chain(self.parameters(), self.buffers()), None)
+            device = self.__dict__["_device"] = tensor.device if tensor is not None else torch.device("cpu")
+        return device
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Planner:
+        self.__dict__.pop("_device", None)  # .to() / .cuda() / .half() may move the weights
+        return super()._apply(fn, *args, **kwargs)
 
     # -- to override ----------------------------------------------------------------------------------------
     @property
@@ -273,9 +279,16 @@ class Planner(nn.Module, Configurable):
             if g is None or g.shape[0] not in (1, x.shape[0]):
                 raise ValueError(f"Goal must have shape ({len(self.task.goal_dims)},) or (B, "
                                  f"{len(self.task.goal_dims)}) matching the observations, got {tuple(np.shape(goal))}.")
-            self.task.check_goals(g.cpu().numpy())
+            if not self._same_goals(g):
+                self.task.check_goals(g.cpu().numpy())
+                self.__dict__["_goals_checked"] = g.clone()
             goal = g.expand(x.shape[0], -1)
         return x, goal, batched
+
+    def _same_goals(self, g: torch.Tensor) -> bool:
+        """Whether ``g`` equals the goals checked last (a control loop passes the same goal at every step)."""
+        checked = self.__dict__.get("_goals_checked")
+        return checked is not None and checked.shape == g.shape and bool(torch.equal(checked, g))
 
     @staticmethod
     def _as_tensor(value: Any, what: str) -> torch.Tensor:

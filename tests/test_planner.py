@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -117,6 +118,23 @@ def test_bad_observations_fail_clearly(any_planner, obs, error, match):
 def test_goal_outside_the_maze_fails(planner, goal):
     with pytest.raises(ValueError, match="wall or outside the maze"):
         planner.plan(np.array([1.0, -1.0, 0.0, 0.0]), goal=goal)
+
+
+def test_a_bad_goal_fails_even_after_good_goals_were_checked(planner):
+    """act checks a goal once while it stays the same; a new goal is checked again."""
+    obs = np.array([1.0, -1.0, 0.0, 0.0])
+    planner.reset(seed=0)
+    good = np.array([1.0, 1.0])
+    planner.act(obs, goal=good)
+    planner.act(obs, goal=good)
+    with pytest.raises(ValueError, match="wall or outside the maze"):
+        planner.act(obs, goal=np.array([9.0, 9.0]))
+
+
+def test_device_follows_the_weights_when_the_planner_moves(any_planner):
+    assert any_planner.device == torch.device("cpu")
+    moved = copy.deepcopy(any_planner).to("meta")  # a copy (fixtures share weights); meta: a device without data
+    assert moved.device == torch.device("meta")
 
 
 def test_planner_made_for_another_task_is_refused(any_planner, tmp_path):

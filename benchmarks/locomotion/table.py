@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +17,47 @@ from diffplan.evaluation.results import read_rows
 from diffplan.tasks import load_task
 
 HERE = Path(__file__).parent
+DATASET_SCORES = HERE / "dataset_scores.csv"
 
 
-def dataset_scores(task_name: str) -> np.ndarray | None:
-    """Normalized scores of the dataset's own episodes, or None if it is not generated here."""
-    task = load_task(task_name)
-    if not dataset_exists(task.dataset.local_id):
-        return None
-    e = load_episodes(task.dataset.local_id, task, progress=False)
-    # an episode of T steps holds T + 1 rows; its last row repeats the last reward
-    returns = np.array([e.rewards[s: s + n - 1].sum() for s, n in zip(e.episode_starts, e.episode_lengths)])
-    return task.normalized_score(returns)
+@dataclass(frozen=True)
+class DatasetScore:
+    """A dataset's own normalized score over its episodes."""
+
+    mean: float
+    se: float
+    episodes: int
 
 
-def describe(scores: np.ndarray | None) -> str:
-    if scores is None:
+def dataset_scores(tasks: list[str]) -> dict[str, DatasetScore]:
+    """Each task's dataset score, computed where the dataset is generated here, else read from ``DATASET_SCORES``
+    (written whenever one is computed, so the table can be regenerated on a machine without every dataset)."""
+    known = {r["task"]: DatasetScore(float(r["mean"]), float(r["se"]), int(r["episodes"]))
+             for r in read_rows(DATASET_SCORES)} if DATASET_SCORES.exists() else {}
+    for name in tasks:
+        task = load_task(name)
+        if not dataset_exists(task.dataset.local_id):
+            continue
+        e = load_episodes(task.dataset.local_id, task, progress=False)
+        # an episode of T steps holds T + 1 rows; its last row repeats the last reward
+        returns = np.array([e.rewards[s: s + n - 1].sum() for s, n in zip(e.episode_starts, e.episode_lengths)])
+        scores = task.normalized_score(returns)
+        known[name] = DatasetScore(float(scores.mean()), float(scores.std(ddof=1) / np.sqrt(len(scores))), len(scores))
+    with DATASET_SCORES.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "mean", "se", "episodes"])
+        for name, d in sorted(known.items()):
+            writer.writerow([name, f"{d.mean:.4g}", f"{d.se:.4g}", d.episodes])
+    return known
+
+
+def describe(score: DatasetScore | None) -> str:
+    if score is None:
         return "n/a"
-    return f"{scores.mean():.1f} ± {scores.std(ddof=1) / np.sqrt(len(scores)):.1f} ({len(scores)} episodes)"
+    return f"{score.mean:.1f} ± {score.se:.1f} ({score.episodes} episodes)"
 
 
-def plot(rows: dict[tuple[str, str], dict[str, str]], data: dict[str, np.ndarray | None], path: Path) -> None:
+def plot(rows: dict[tuple[str, str], dict[str, str]], data: dict[str, DatasetScore], path: Path) -> None:
     """Grouped bars per task (mean ± SE), the dataset's own mean score as a dashed line."""
     import matplotlib
 
@@ -56,12 +79,12 @@ def plot(rows: dict[tuple[str, str], dict[str, str]], data: dict[str, np.ndarray
         ax.bar(xs, ys, width, yerr=es, label=label, color=f"C{j}", capsize=2)
     for i, task in enumerate(tasks):
         if data.get(task) is not None:
-            ax.hlines(data[task].mean(), i - 0.45, i + 0.45, colors="k", linestyles="dashed",
+            ax.hlines(data[task].mean, i - 0.45, i + 0.45, colors="k", linestyles="dashed",
                       label="dataset" if i == 0 else None)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("normalized score (x100)")
     ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Locomotion, 10 unseen episodes each (mean ± SE)", fontsize=9)
+    ax.set_title("Locomotion, unseen test episodes (mean ± SE)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -87,7 +110,7 @@ def family(planner: str) -> str:
     return planner.split("-")[0]
 
 
-def summary(all_rows: list[dict[str, str]], data: dict[str, np.ndarray | None]) -> list[str]:
+def summary(all_rows: list[dict[str, str]], data: dict[str, DatasetScore]) -> list[str]:
     """Env x dataset grid, one cell per family: its newest row (the final settings of that method, not the best
     of several), so that re-runs replace cells instead of cherry-picking."""
     newest: dict[tuple[str, str], dict[str, str]] = {}
@@ -98,7 +121,7 @@ def summary(all_rows: list[dict[str, str]], data: dict[str, np.ndarray | None]) 
         for kind in DATASETS:
             task = f"{env}-{kind}"
             own = data.get(task)
-            cells = [f"{own.mean():.1f}" if own is not None else "n/a"]
+            cells = [f"{own.mean:.1f}" if own is not None else "n/a"]
             for fam in FAMILIES:
                 r = newest.get((task, fam))
                 cells.append(f"{float(r['score_mean']):.1f} ± {float(r['score_se']):.1f}" if r else "—")
@@ -122,12 +145,10 @@ def main() -> None:
     header = ("| task | method | normalized score (x100) | return | dataset's own score | ms per action (b1) | "
               "plan ms (b1) | settings | train min | steps | episodes | commit |")
     lines = [header, "|" + "---|" * 12]
-    data: dict[str, np.ndarray | None] = {}
-    for task in sorted({t for t, _ in rows} | {f"{e}-{k}" for e in ENVS for k in DATASETS}):
-        data[task] = dataset_scores(task)
+    data = dataset_scores(sorted({t for t, _ in rows} | {f"{e}-{k}" for e in ENVS for k in DATASETS}))
     for (task, _), r in sorted(rows.items()):
         lines.append(f"| {task} | {r['planner']} | **{float(r['score_mean']):.1f} ± {float(r['score_se']):.1f}** | "
-                     f"{float(r['return_mean']):.0f} ± {float(r['return_se']):.0f} | {describe(data[task])} | "
+                     f"{float(r['return_mean']):.0f} ± {float(r['return_se']):.0f} | {describe(data.get(task))} | "
                      f"{ms(r.get('act_ms_b1', ''))} | {ms(r['plan_ms_b1'])} | {settings(r)} | {r['train_minutes']} | "
                      f"{r['train_steps']} | {r['episodes']} (seeds {r['seed']}+) | {r['commit']} |")
     (HERE / "RESULTS.md").write_text(
@@ -136,7 +157,7 @@ def main() -> None:
         "ms per action: mean `Planner.act` time at batch 1 in a live episode (replans, warm starts and the actions "
         "between replans included; measured during evaluation, so other jobs on the machine add noise; "
         "`speed.py` times contenders side by side). Rows before this column existed show n/a.\n\n"
-        "## Summary (normalized score x100, mean ± SE over 10 unseen episodes; — = not run)\n\n"
+        "## Summary (normalized score x100, mean ± SE over the row's unseen test episodes; — = not run)\n\n"
         "Each cell is the newest row of that method on that task; every row is in the table below.\n\n"
         + "\n".join(summary(all_rows, data)) + "\n\n## All rows\n\n"
         + "\n".join(lines) + "\n\n![scores](figures/scores.png)\n")

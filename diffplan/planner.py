@@ -97,6 +97,8 @@ class PlanContext:
         goal: (B, goal_dim) goals, or None.
         history: (B, K, obs_dim) past observations, oldest first, or None.
         history_mask: (B, K) bool, which history entries were observed (an episode's first steps have fewer).
+        history_actions: (B, K, act_dim) the actions taken at the history's observations, for planners that set
+            ``history_actions`` (filled by ``act``), or None.
         previous: the last plan of these rows (for warm starts), or None.
         since_previous: (B,) env steps since ``previous`` was made.
     """
@@ -105,6 +107,7 @@ class PlanContext:
     goal: torch.Tensor | None = None
     history: torch.Tensor | None = None
     history_mask: torch.Tensor | None = None
+    history_actions: torch.Tensor | None = None
     previous: Plan | None = None
     since_previous: torch.Tensor | None = None
 
@@ -115,7 +118,8 @@ class PlanContext:
     def to(self, device: torch.device) -> PlanContext:
         move = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v)
         return replace(self, obs=move(self.obs), goal=move(self.goal), history=move(self.history),
-                       history_mask=move(self.history_mask), since_previous=move(self.since_previous),
+                       history_mask=move(self.history_mask), history_actions=move(self.history_actions),
+                       since_previous=move(self.since_previous),
                        previous=None if self.previous is None else self.previous._map(move))
 
 
@@ -123,8 +127,9 @@ class Planner(nn.Module, Configurable):
     """Base class: observation checks, the act/replan loop, the action source and the folder format.
 
     Subclasses implement ``sample(context, n, guidance, generator)`` and ``obs_dim``, list their ``nn.Module``
-    arguments in ``components``, and set ``history_length`` if they condition on past observations; every other
-    ``__init__`` argument is JSON and lands in ``planner.json``.
+    arguments in ``components``, and set ``history_length`` if they condition on past observations (and
+    ``history_actions`` if also on the actions taken there); every other ``__init__`` argument is JSON and lands in
+    ``planner.json``.
 
     Args:
         task: the task card the planner was trained for (stored in the folder).
@@ -140,6 +145,7 @@ class Planner(nn.Module, Configurable):
 
     components: tuple[str, ...] = ()
     history_length: int = 0
+    history_actions: bool = False
 
     def __init__(self, task: Task, replan_every: int = 0, action_source: str = "diffused", tracker_kp: float = 10.0,
                  tracker_kd: float = 1.0, tracker_lookahead: float = 0.0, seed: int = 0):
@@ -328,6 +334,7 @@ class Planner(nn.Module, Configurable):
         self._since_plan: torch.Tensor | None = None  # (B,) env steps since each env's plan
         self._needs_plan = torch.zeros(0, dtype=torch.bool, device=self.device)
         self._observed: torch.Tensor | None = None  # (B, history_length + 1, obs_dim), newest last
+        self._acted: torch.Tensor | None = None  # (B, history_length, act_dim), the actions taken, newest last
         self._observed_count = torch.zeros(0, dtype=torch.long, device=self.device)
         self._seed_now = self.seed if seed is None else seed
         self._generator = torch.Generator(device=self.device).manual_seed(self._seed_now)
@@ -346,6 +353,7 @@ class Planner(nn.Module, Configurable):
             self._since_plan = torch.zeros(b, dtype=torch.long, device=device)
             self._needs_plan = torch.ones(b, dtype=torch.bool, device=device)
             self._observed = torch.zeros(b, self.history_length + 1, self.obs_dim, device=device)
+            self._acted = None
             self._observed_count = torch.zeros(b, dtype=torch.long, device=device)
         self._observed = torch.cat([self._observed[:, 1:], x.to(device)[:, None]], dim=1)
         self._observed_count = (self._observed_count + 1).clamp(max=self.history_length + 1)
@@ -356,6 +364,8 @@ class Planner(nn.Module, Configurable):
             k = self.history_length
             context.history = self._observed[rows, :-1]
             context.history_mask = torch.arange(k, device=self.device)[None] >= (k + 1 - self._observed_count[rows])[:, None]
+            if self.history_actions:
+                context.history_actions = None if self._acted is None else self._acted[rows]
         if self.current_plan is not None and bool(rows.all()) and not bool(self._needs_plan.any()):
             context.previous, context.since_previous = self.current_plan, self._since_plan.clone()
         return context
@@ -373,9 +383,18 @@ class Planner(nn.Module, Configurable):
             self._needs_plan[rows] = False
         action = self.action_from_plan(self.current_plan, x.to(self.device), self._since_plan)
         self._since_plan += 1
+        if self.history_actions and self.history_length:
+            self._record_action(action)
         action = action if batched else action[0]
         raw = self._raw(obs)
         return action.to(raw.device) if isinstance(raw, torch.Tensor) else action.cpu().numpy()
+
+    def _record_action(self, action: torch.Tensor) -> None:
+        """Append each env's action (B, act_dim) to its action history (aligned with the observation history)."""
+        b, k = action.shape[0], self.history_length
+        if self._acted is None or self._acted.shape[0] != b:
+            self._acted = action.new_zeros(b, k, action.shape[-1])
+        self._acted = torch.cat([self._acted[:, 1:], action[:, None].to(self._acted)], dim=1)
 
     def _raw(self, obs: Any) -> Any:
         return obs[self.task.observation_key] if isinstance(obs, dict) else obs

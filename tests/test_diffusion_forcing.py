@@ -355,3 +355,63 @@ def test_inverse_dynamics_actions_come_from_the_planned_next_state(tiny_diffusio
         module.to_planner(dm.task, 1, action_source="inverse_dynamics")
     with pytest.raises(ValueError, match="no value head"):
         DiffusionForcing(module.normalizer, 12, frame_stack=3, value_head=True)
+
+
+def record_contexts(planner, monkeypatch) -> list:
+    """Patch ``sample_window`` to record the clean context steps each plan starts from (env units)."""
+    seen = []
+    original = planner.sample_window
+
+    def recording(obs, goal=None, context=None, guidance=None, generator=None, pin_obs=False):
+        seen.append(None if context is None else planner.to_plan(context))
+        return original(obs, goal, context=context, guidance=guidance, generator=generator, pin_obs=pin_obs)
+
+    monkeypatch.setattr(planner, "sample_window", recording)
+    return seen
+
+
+def test_act_plans_after_the_executed_observations_and_actions(diffusion_forcing_planner, obs_batch, monkeypatch):
+    planner = diffusion_forcing_planner
+    fs = planner.frame_stack
+    seen = record_contexts(planner, monkeypatch)
+    planner.reset(seed=3)
+    observations, actions = [], []
+    for i in range(2 * fs):
+        obs = obs_batch + 0.01 * i  # a moving agent
+        observations.append(obs)
+        actions.append(planner.act(obs))
+    assert len(seen) == 2 and all(c is not None for c in seen)
+    replan = seen[1]
+    torch.testing.assert_close(replan.observations, torch.as_tensor(np.stack(observations[:fs], 1), dtype=torch.float32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(replan.actions, torch.as_tensor(np.stack(actions[:fs], 1), dtype=torch.float32), atol=1e-5, rtol=0)
+    plan = planner.current_plan
+    assert plan.observations.shape[1] == planner.horizon - fs
+    torch.testing.assert_close(plan.observations[:, 0], torch.as_tensor(observations[fs], dtype=torch.float32), atol=1e-5, rtol=0)
+
+
+def test_an_episode_starts_from_the_first_observation_at_rest(diffusion_forcing_planner, obs_batch, monkeypatch):
+    planner = diffusion_forcing_planner
+    seen = record_contexts(planner, monkeypatch)
+    planner.reset(seed=3)
+    planner.act(obs_batch)
+    start = seen[0]
+    at_rest = torch.as_tensor(obs_batch, dtype=torch.float32).clone()
+    at_rest[:, list(planner.task.velocity_dims)] = 0
+    torch.testing.assert_close(start.observations, at_rest[:, None].expand_as(start.observations), atol=1e-5, rtol=0)
+    torch.testing.assert_close(start.actions, torch.zeros_like(start.actions), atol=1e-5, rtol=0)
+
+
+def test_without_act_context_act_plans_from_the_observation_alone(tiny_diffusion_forcing, obs_batch, monkeypatch):
+    module, dm = tiny_diffusion_forcing
+    planner = module.to_planner(dm.task, dm.stride, num_inference_steps=4, act_context=False)
+    seen = record_contexts(planner, monkeypatch)
+    planner.reset(seed=3)
+    for _ in range(2 * planner.frame_stack):
+        planner.act(obs_batch)
+    assert seen == [None, None] and planner.current_plan.observations.shape[1] == planner.horizon
+
+
+def test_plan_with_a_history_of_observations_only_fails_clearly(diffusion_forcing_planner, obs_batch):
+    history = np.repeat(obs_batch[:, None], diffusion_forcing_planner.frame_stack, 1)
+    with pytest.raises(ValueError, match="executed observations and actions"):
+        diffusion_forcing_planner.plan(obs_batch, history=history)

@@ -248,6 +248,10 @@ class DiffusionForcingPlanner(Planner):
         mctg_samples: Monte-Carlo guidance samples of the future per step (1 = plain guidance).
         goal_inpainting: also pin the goal position at the plan's last step.
         rollout_context: clean context tokens carried from one window to the next in ``rollout``.
+        act_context: ``act`` plans after one clean context token of the last ``frame_stack`` executed steps
+            (observations and the actions taken), as DF conditions on its past instead of on the current
+            observation alone; before an episode's first step the agent is taken to be at rest at its first
+            observation (zero velocity, zero action). The plan then holds ``horizon - frame_stack`` steps.
         replan_every: env steps between plans in ``act`` (default: one token, ``frame_stack``).
         action_source: ``"diffused"`` (default) executes the planned actions of the steps reached;
             ``"inverse_dynamics"`` acts by ``f(observed s_t, planned s_{t+1})`` (needs the ``inverse_dynamics``
@@ -259,10 +263,13 @@ class DiffusionForcingPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
                  uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
-                 goal_inpainting: bool = False, rollout_context: int = 1, **planner_kwargs: Any):
+                 goal_inpainting: bool = False, rollout_context: int = 1, act_context: bool = True,
+                 **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
         super().__init__(task, **planner_kwargs)
         self.save_config(locals())
+        self.act_context = act_context
+        self.history_length, self.history_actions = (frame_stack, True) if act_context else (0, False)
         if scheduling not in SCHEDULING:
             raise ValueError(f"scheduling must be one of {SCHEDULING}, got {scheduling!r}.")
         if horizon % frame_stack:
@@ -326,30 +333,33 @@ class DiffusionForcingPlanner(Planner):
         return levels[:, None].expand(-1, b, -1)
 
     def constraints(self, obs: torch.Tensor, like: torch.Tensor, goal: torch.Tensor | None = None,
-                    context: torch.Tensor | None = None) -> Inpaint:
-        """The current observation at step 0, or whole clean ``context`` steps (B, K, C) normalized; the goal
-        position at the last step with ``goal_inpainting``."""
+                    context: torch.Tensor | None = None, pin_obs: bool = False) -> Inpaint:
+        """The current observation at step 0, or whole clean ``context`` steps (B, K, C) normalized (and, with
+        ``pin_obs``, ``obs`` at the step after them); the goal position at the last step with ``goal_inpainting``."""
         c = Inpaint.empty(like)
+        k = 0 if context is None else context.shape[1]
         if context is not None:
-            c.mask[:, : context.shape[1]] = True
-            c.values[:, : context.shape[1]] = context
-        else:
-            c.pin(0, self.layout.channels("observations"), self.normalizer.normalize("observations", obs))
+            c.mask[:, :k] = True
+            c.values[:, :k] = context
+        if context is None or pin_obs:
+            c.pin(k, self.layout.channels("observations"), self.normalizer.normalize("observations", obs))
         if goal is not None and self.goal_inpainting:
             dims = list(self.task.goal_dims)
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
 
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                      guidance: Guidance | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                      guidance: Guidance | None = None, generator: torch.Generator | None = None,
+                      pin_obs: bool = False) -> torch.Tensor:
         """One window (B, horizon, C), normalized, from ``obs`` (B, O) or from clean ``context`` steps (B, K, C)
-        (K a multiple of ``frame_stack``; the causal model does not see what follows them)."""
+        (K a multiple of ``frame_stack``; the causal model does not see what follows them), with ``obs`` pinned
+        right after them if ``pin_obs``."""
         b = obs.shape[0]
         noise = randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
         k = 0 if context is None else context.shape[1] // self.frame_stack
         guidance = steer(self.goal_guidance(goal), guidance)
         return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),
-                       constraints=self.constraints(obs, noise, goal, context), guidance=guidance, eta=self.eta,
+                       constraints=self.constraints(obs, noise, goal, context, pin_obs), guidance=guidance, eta=self.eta,
                        clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
                        context={"normalizer": self.normalizer, "layout": self.layout})
 
@@ -358,14 +368,41 @@ class DiffusionForcingPlanner(Planner):
         return Plan(observations=self.normalizer.unnormalize("observations", fields["observations"]),
                     actions=self.normalizer.unnormalize("actions", fields["actions"]), stride=1, normalized=x)
 
+    def executed_steps(self, context: PlanContext) -> torch.Tensor | None:
+        """(B, frame_stack, C) normalized: the executed observations and actions before the current step, the
+        steps before the episode's first one at rest at its first observation; None without ``act_context``."""
+        if not self.act_context or context.history is None:
+            return None
+        mask = context.history_mask
+        actions = context.history_actions
+        if actions is None:
+            if bool(mask.any()):
+                raise ValueError("Diffusion Forcing plans after the executed observations and actions, which act() "
+                                 "records; call plan() without `history`.")
+            actions = context.obs.new_zeros(*mask.shape, self.layout.act_dim)
+        first = mask.float().argmax(1)  # the oldest observed step (mask: the newest steps observed)
+        anchor = torch.where(mask.any(1, keepdim=True), context.history[torch.arange(len(first), device=first.device), first], context.obs)
+        anchor = anchor.clone()
+        anchor[:, list(self.task.velocity_dims)] = 0.0
+        obs = torch.where(mask[..., None], context.history, anchor[:, None])
+        actions = torch.where(mask[..., None], actions, torch.zeros_like(actions))
+        return self.layout.pack({"actions": self.normalizer.normalize("actions", actions),
+                                 "observations": self.normalizer.normalize("observations", obs)})
+
     @torch.no_grad()
     def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,
                generator: torch.Generator | None = None) -> Plan:
-        """``n`` plans of ``horizon`` env steps per row (see ``Planner.sample``); a goal steers by guidance."""
+        """``n`` plans per row (see ``Planner.sample``) from the current step: ``horizon`` env steps, or
+        ``horizon - frame_stack`` after the executed steps of ``act`` (``act_context``); a goal steers by guidance."""
         context = context.to(self.device)
         obs = context.obs.repeat_interleave(n, 0)
         goal = context.goal.repeat_interleave(n, 0) if context.goal is not None else None
-        return self.to_plan(self.sample_window(obs, goal, guidance=guidance, generator=generator))
+        past = self.executed_steps(context)
+        if past is None:
+            return self.to_plan(self.sample_window(obs, goal, guidance=guidance, generator=generator))
+        window = self.sample_window(obs, goal, context=past.repeat_interleave(n, 0), guidance=guidance,
+                                    generator=generator, pin_obs=True)
+        return self.to_plan(window[:, self.frame_stack:])
 
     @torch.no_grad()
     def rollout(self, obs: Any, steps: int, goal: Any = None, generator: torch.Generator | None = None,

@@ -74,10 +74,19 @@ class NoiseSchedule:
     def _broadcast(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return values.reshape(*values.shape, *([1] * (like.dim() - values.dim()))).to(like.dtype)
 
+    def _table(self, like: torch.Tensor) -> torch.Tensor:
+        """``alphas_cumprod`` on ``like``'s device and dtype, kept per (device, dtype): a sampling step reads it a
+        few times, and copying it each time cost more than the arithmetic."""
+        key = (like.device, like.dtype)
+        cache = self.__dict__.setdefault("_tables", {})
+        if key not in cache:
+            cache[key] = self.alphas_cumprod.to(device=like.device, dtype=like.dtype)
+        return cache[key]
+
     def alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha_bar(t) broadcast against ``like`` (B, H, C): t of shape () / (B,) / (B, H)."""
-        a = self.alphas_cumprod.to(like.device)[t.long().to(like.device) + 1]
-        return self._broadcast(a, like)
+        a = self._table(like)[t.to(device=like.device, dtype=torch.long) + 1]
+        return a.reshape(*a.shape, *([1] * (like.dim() - a.dim())))
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a = self.alpha_bar(t, x0)

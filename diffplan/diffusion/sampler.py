@@ -109,5 +109,5 @@ def _step(model_fn: ModelFn, schedule: NoiseSchedule, x: torch.Tensor, ctx: Guid
         x0 = guidance.guide_x0(x0, x_in, ctx)
     x0 = x0.detach()
     noise = randn(x.shape, ctx.generator, x.device, x.dtype) if ctx.eta > 0 else None
-    out = schedule.step(x, x0, ctx.t, ctx.t_prev, ctx.eta, noise)
+    out = schedule.step(x, x0, ctx.t, ctx.t_prev, ctx.eta, noise, ctx.coefficients)
     return apply(guidance.guide_step(out.prev_sample, ctx).detach())

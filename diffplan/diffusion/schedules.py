@@ -141,9 +141,10 @@ class NoiseSchedule:
         return torch.where(c.moves, mean, x_t)
 
     def step(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, eta: float,
-             noise: torch.Tensor | None) -> StepOutput:
-        """One DDIM step x_t -> x_{t_prev} given the predicted x0 (eta = 1 between consecutive t is DDPM)."""
-        c = self.coefficients(t, t_prev, eta, x_t)
+             noise: torch.Tensor | None, coefficients: StepCoefficients | None = None) -> StepOutput:
+        """One DDIM step x_t -> x_{t_prev} given the predicted x0 (eta = 1 between consecutive t is DDPM);
+        ``coefficients`` of (t, t_prev, eta) when the caller has them already."""
+        c = coefficients if coefficients is not None else self.coefficients(t, t_prev, eta, x_t)
         mean = self.step_mean(x_t, x0, c)
         x_prev = torch.where(c.moves, mean + c.sigma * noise, x_t) if (eta > 0 and noise is not None) else mean
         return StepOutput(prev_sample=x_prev, pred_original_sample=x0, mean=mean, std=c.sigma)

@@ -30,11 +30,11 @@ class ClassifierFreeGuidance(Guidance):
         if len(conditions) != len(scales):
             raise ValueError(f"Got {len(conditions)} conditions but {len(scales)} guidance scales; give one each.")
         self.null, self.conditions, self.scales = null, conditions, [float(s) for s in scales]
+        self.batched = torch.cat([null, *conditions], dim=0)  # every step's condition batch, built once
 
     def predict(self, model_fn: CondModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         n = len(self.conditions) + 1
-        cond = torch.cat([self.null, *self.conditions], dim=0)
-        out = model_fn(x.repeat(n, *[1] * (x.dim() - 1)), t.repeat(n, *[1] * (t.dim() - 1)), cond)
+        out = model_fn(x.repeat(n, *[1] * (x.dim() - 1)), t.repeat(n, *[1] * (t.dim() - 1)), self.batched)
         preds = out.chunk(n, dim=0)
         guided = preds[0].clone()
         for scale, pred in zip(self.scales, preds[1:]):

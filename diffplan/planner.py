@@ -156,6 +156,7 @@ class Planner(nn.Module, Configurable):
         self.action_source = action_source
         self.seed = seed
         self.guidance: Guidance | None = None
+        self._goals_checked: torch.Tensor | None = None  # the last goals found inside the maze
         Planner.reset(self)
 
     @property
@@ -287,13 +288,13 @@ class Planner(nn.Module, Configurable):
                                  f"{len(self.task.goal_dims)}) matching the observations, got {tuple(np.shape(goal))}.")
             if not self._same_goals(g):
                 self.task.check_goals(g.cpu().numpy())
-                self.__dict__["_goals_checked"] = g.clone()
+                self._goals_checked = g.clone()
             goal = g.expand(x.shape[0], -1)
         return x, goal, batched
 
     def _same_goals(self, g: torch.Tensor) -> bool:
         """Whether ``g`` equals the goals checked last (a control loop passes the same goal at every step)."""
-        checked = self.__dict__.get("_goals_checked")
+        checked = self._goals_checked
         return checked is not None and checked.shape == g.shape and bool(torch.equal(checked, g))
 
     @staticmethod

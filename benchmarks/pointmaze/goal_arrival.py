@@ -18,19 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from diffplan.data.episodes import load_episodes
+from diffplan.data.episodes import EpisodeArrays, load_episodes
 from diffplan.data.windows import TrajectoryWindows
 from diffplan.evaluation.results import git_commit
-from diffplan.tasks import load_task
+from diffplan.tasks import Task, load_task
 
 HERE = Path(__file__).parent
 
 
-def speeds_before_cut(task_name: str, last: int) -> tuple[np.ndarray, float, np.ndarray]:
+def speeds_before_cut(task: Task, episodes: EpisodeArrays, last: int) -> tuple[np.ndarray, float, np.ndarray]:
     """(last,) mean speed k = last-1 .. 0 steps before each episode's final state, the mean speed over all states,
     and (E,) the speed at each final state."""
-    task = load_task(task_name)
-    episodes = load_episodes(task.dataset.local_id, task, progress=False)
     speed = np.linalg.norm(episodes.observations[:, list(task.velocity_dims)], axis=-1)
     ends = episodes.episode_starts + episodes.episode_lengths - 1
     long_enough = episodes.episode_lengths > last
@@ -38,10 +36,8 @@ def speeds_before_cut(task_name: str, last: int) -> tuple[np.ndarray, float, np.
     return speed[window].mean(0), float(speed.mean()), speed[ends]
 
 
-def speed_after_cut(task_name: str, join: bool, steps: int) -> np.ndarray:
+def speed_after_cut(task: Task, episodes: EpisodeArrays, join: bool, steps: int) -> np.ndarray:
     """(steps,) mean speed in training windows at an episode's final state (the goal reached) and the steps after."""
-    task = load_task(task_name)
-    episodes = load_episodes(task.dataset.local_id, task, progress=False)
     windows = TrajectoryWindows(episodes, horizon=steps + 1, velocity_dims=task.velocity_dims, join_episodes=join)
     ends = episodes.episode_starts + episodes.episode_lengths - 1
     first_state = windows.stream[windows.starts]
@@ -60,13 +56,15 @@ def main() -> None:
     command = f"python benchmarks/pointmaze/goal_arrival.py {' '.join(args.tasks)} --last {args.last} --after {args.after}"
     lines = [f"# {datetime.date.today()} {git_commit()}: {command}"]
     for name in args.tasks:
-        before, overall, at_end = speeds_before_cut(name, args.last)
+        task = load_task(name)
+        episodes = load_episodes(task.dataset.local_id, task, progress=False)
+        before, overall, at_end = speeds_before_cut(task, episodes, args.last)
         lines.append(f"{name}: mean speed over all states {overall:.2f}; at the goal-reached state "
                      f"{at_end.mean():.2f} (median {np.median(at_end):.2f}, {100 * np.mean(at_end < 0.5):.1f}% below 0.5)")
         lines.append(f"  speed k steps before the cut, k = {args.last - 1}..0: " + " ".join(f"{v:.2f}" for v in before))
         for join in (False, True):
             label = "joined windows (join_episodes)" if join else "held padding (default windows)"
-            lines.append(f"  at the cut and after, {label}: " + " ".join(f"{v:.2f}" for v in speed_after_cut(name, join, args.after)))
+            lines.append(f"  at the cut and after, {label}: " + " ".join(f"{v:.2f}" for v in speed_after_cut(task, episodes, join, args.after)))
     text = "\n".join(lines)
     print(text)
     with args.out.open("a") as f:

@@ -61,6 +61,7 @@ class NoiseSchedule:
         self.prediction_type = prediction_type
         # index 0 holds t = -1 (clean data, alpha_bar = 1), index k + 1 holds t = k
         self.alphas_cumprod = torch.cat([torch.ones(1), self.scheduler.alphas_cumprod.float()])
+        self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NoiseSchedule:
@@ -71,22 +72,22 @@ class NoiseSchedule:
         return {"num_train_timesteps": self.num_train_timesteps, "prediction_type": self.prediction_type,
                 "beta_schedule": self.scheduler.config.beta_schedule}
 
-    def _broadcast(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return values.reshape(*values.shape, *([1] * (like.dim() - values.dim()))).to(like.dtype)
+    @staticmethod
+    def _broadcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``values`` of shape () / (B,) / (B, H) with trailing singleton dims, to broadcast against ``like``."""
+        return values.reshape(*values.shape, *([1] * (like.dim() - values.dim())))
 
     def _table(self, like: torch.Tensor) -> torch.Tensor:
         """``alphas_cumprod`` on ``like``'s device and dtype, kept per (device, dtype): a sampling step reads it a
         few times, and copying it each time cost more than the arithmetic."""
         key = (like.device, like.dtype)
-        cache = self.__dict__.setdefault("_tables", {})
-        if key not in cache:
-            cache[key] = self.alphas_cumprod.to(device=like.device, dtype=like.dtype)
-        return cache[key]
+        if key not in self._tables:
+            self._tables[key] = self.alphas_cumprod.to(device=like.device, dtype=like.dtype)
+        return self._tables[key]
 
     def alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """alpha_bar(t) broadcast against ``like`` (B, H, C): t of shape () / (B,) / (B, H)."""
-        a = self._table(like)[t.to(device=like.device, dtype=torch.long) + 1]
-        return a.reshape(*a.shape, *([1] * (like.dim() - a.dim())))
+        return self._broadcast(self._table(like)[t.to(device=like.device, dtype=torch.long) + 1], like)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a = self.alpha_bar(t, x0)
@@ -99,7 +100,7 @@ class NoiseSchedule:
         """
         ratio = self.alpha_bar(t_to, x) / self.alpha_bar(t_from, x)
         moved = ratio.sqrt() * x + (1 - ratio).clamp(min=0).sqrt() * noise
-        return torch.where(self._broadcast(t_to != t_from, x).bool(), moved, x)
+        return torch.where(self._broadcast(t_to.to(x.device) != t_from.to(x.device), x), moved, x)
 
     def to_x0(self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.prediction_type == "sample":
@@ -128,7 +129,7 @@ class NoiseSchedule:
     def coefficients(self, t: torch.Tensor, t_prev: torch.Tensor, eta: float, like: torch.Tensor) -> StepCoefficients:
         """Step coefficients for (t, t_prev) of any shape () / (B,) / (B, H), broadcast against ``like``."""
         a_t, a_prev = self.alpha_bar(t, like), self.alpha_bar(t_prev, like)
-        moves = self._broadcast(t.to(like.device) != t_prev.to(like.device), like).bool()
+        moves = self._broadcast(t.to(like.device) != t_prev.to(like.device), like)
         # DDIM's sigma; 0 for held tokens (a_t = a_prev) and for clean tokens
         var = ((1 - a_prev) / (1 - a_t).clamp(min=1e-12) * (1 - a_t / a_prev)).clamp(min=0)
         sigma = torch.where(moves, eta * var.sqrt(), torch.zeros_like(var))

@@ -444,7 +444,8 @@ class Planner(nn.Module, Configurable):
         """Load any planner folder.
 
         Args:
-            task: optional; must match the task it was trained for.
+            task: optional; must name the task it was trained for. Its card then replaces the folder's copy (e.g. a
+                newer card that names the dims an objective needs); default: the card saved in the folder.
             guidance: a Guidance object (or its JSON spec) that ``act`` steers with; default: the folder's own
                 ``"guidance"`` spec, if it has one.
             allowed_classes: trust these classes outside diffplan that the folder names (import paths or classes).
@@ -463,6 +464,7 @@ class Planner(nn.Module, Configurable):
             raise PlannerFolderError(f"{path / 'planner.json'} lacks {err}; the folder is corrupt.") from err
         if not issubclass(planner_cls, cls):
             raise PlannerFolderError(f"{path} holds a {planner_cls.__name__}, not a {cls.__name__}.")
+        wanted = saved_task
         if task is not None:
             wanted = load_task(task)
             if wanted.name != saved_task.name:
@@ -477,7 +479,7 @@ class Planner(nn.Module, Configurable):
         modules = {name: Planner.from_pretrained(path / name, allowed_classes=allowed_classes)
                    if (path / name / "planner.json").exists() else load_module(path / name, allowed_classes)
                    for name in names}
-        planner = planner_cls(task=saved_task, **modules, **config)
+        planner = planner_cls(task=wanted, **modules, **config)
         spec = guidance if guidance is not None else meta.get("guidance")
         if spec is not None:
             from diffplan.guidance.spec import guidance_from_spec

@@ -143,6 +143,15 @@ def test_planner_made_for_another_task_is_refused(any_planner, tmp_path):
         Planner.from_pretrained(tmp_path / "p", task="pointmaze-large")
 
 
+def test_a_given_task_card_replaces_the_folders_copy(any_planner, tmp_path):
+    import dataclasses
+
+    any_planner.save_pretrained(tmp_path / "p")
+    newer = dataclasses.replace(any_planner.task, velocity_dims=(3, 2))  # same task, a card that says more
+    assert Planner.from_pretrained(tmp_path / "p").task.velocity_dims == any_planner.task.velocity_dims
+    assert Planner.from_pretrained(tmp_path / "p", task=newer).task.velocity_dims == (3, 2)
+
+
 def test_corrupt_or_incomplete_folders_fail_clearly(any_planner, tmp_path):
     any_planner.save_pretrained(tmp_path / "p")
     weights = min((tmp_path / "p").rglob("weights.safetensors"))

@@ -10,9 +10,7 @@ forward speed (mean over the steps each episode lived), its tracking error ``|ex
 normalized score and the batch-1 plan cost measured in the same run. Rows are appended to ``--out``; plan costs
 compare only within one run on a quiet machine.
 
-Methods: ``none`` (the planner as shipped), ``dps lgd freedom mpgd ugd`` (presets at their defaults),
-``tfg`` (TFG with ``--tfg`` parameters: the setting searched on validation seeds), ``select<N>`` (best of N plans by
-the objective) and ``tfg+select<N>`` (best of N TFG-guided plans).
+Methods: see ``methods.py`` (``none``, the presets, ``tfg`` with ``--tfg``, ``select<N>``, ``tfg+select<N>``).
 """
 
 from __future__ import annotations
@@ -22,9 +20,9 @@ import csv
 import datetime
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from methods import ALL_METHODS, method_spec  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
 from diffplan.data.episodes import load_episodes
@@ -33,30 +31,13 @@ from diffplan.evaluation.rollout import evaluate, standard_error
 from diffplan.tasks import load_task
 
 HERE = Path(__file__).parent
-PRESETS = ("dps", "lgd", "freedom", "mpgd", "ugd")
-
-
-def method_spec(method: str, objective: dict[str, Any], tfg: dict[str, Any]) -> dict[str, Any] | None:
-    """The guidance spec a method name stands for (None: unguided)."""
-    if method == "none":
-        return None
-    if method in PRESETS:
-        return {"method": method, "objective": objective}
-    tfg_spec = {"method": "tfg", **tfg, "objective": objective}
-    if method == "tfg":
-        return tfg_spec
-    for prefix, inner in (("tfg+select", tfg_spec), ("select", None)):
-        if method.startswith(prefix) and method[len(prefix):].isdigit():
-            spec = {"method": "select", "n": int(method[len(prefix):]), "objective": objective}
-            return {**spec, "guidance": inner} if inner else spec
-    raise SystemExit(f"Unknown method {method!r}: use none, {', '.join(PRESETS)}, tfg, select<N>, tfg+select<N>.")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("planner")
     parser.add_argument("--targets", type=float, nargs="*", help="m/s (default: data's 10th/90th percentiles)")
-    parser.add_argument("--methods", nargs="+", default=["none", *PRESETS, "tfg", "select8", "tfg+select8"])
+    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
     parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON), e.g. the searched setting")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1000)

@@ -1,0 +1,76 @@
+"""Issue 13, table 2: keep a maze planner out of a region placed at test time (a box it never saw in training).
+
+    python benchmarks/guidance/region.py pretrained/hd-pointmaze-large --box box1 --episodes 20 \\
+        --methods none dps tfg select8 --tfg '{"rho": 1.0, "mu": 1.0}' --results benchmarks/guidance/results.csv
+
+Every method (``methods.py``) is evaluated on the same reset seeds with ``{"type": "avoid_box", ...}`` as its
+objective, and every row, the unguided one included, carries the violation rate: the share of episodes whose
+executed path enters the box. Rows go to ``--results`` (default: ``runs/eval/guidance/results.csv``, untracked) as
+``<planner>-<box>-<method>``; the plan costs compare within one run on a quiet machine.
+
+Boxes on PointMaze large (cells as (row, col) of the task card's map), each on a corridor of the usual route to the
+goal cell (7, 9), with another way round:
+- ``box1``: cell (4, 6), the passage from the left half down to row 5; the detour runs over the top and down the
+  right column.
+- ``box2``: cell (4, 10), the right column; the detour runs through (4, 6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from methods import ALL_METHODS, method_spec  # benchmarks/guidance/methods.py
+
+from diffplan import Planner
+from diffplan.evaluation.results import append_row, result_row
+from diffplan.evaluation.rollout import evaluate
+
+BOXES = {
+    "pointmaze-large": {
+        "box1": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [1.0, 0.5]},
+        "box2": {"type": "avoid_box", "lo": [4.0, -0.5], "hi": [5.0, 0.5]},
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("planner")
+    parser.add_argument("--box", nargs="+", default=["box1", "box2"], help="names in BOXES, or objective JSON")
+    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
+    parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON), e.g. the searched setting")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--num-envs", type=int, default=10)
+    parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
+    parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
+    parser.add_argument("--results", default="runs/eval/guidance/results.csv")
+    parser.add_argument("--notes", default="")
+    args = parser.parse_args()
+
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    task_name = Planner.read_metadata(args.planner)["task"]["name"]
+    boxes = BOXES.get(task_name, {})
+    tfg = json.loads(args.tfg)
+    prefix = args.name or Path(args.planner).name
+    for box in args.box:
+        region = boxes[box] if box in boxes else json.loads(box)
+        for method in args.methods:
+            spec = method_spec(method, region, tfg)
+            planner = Planner.from_pretrained(args.planner, guidance=spec, **overrides)
+            result = evaluate(planner, planner.task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
+                              progress=False, violation=region)
+            s = result.summary()
+            print(f"{box} {method:14s} violation {s['violation']:.2f} success {s['success']:.2f} "
+                  f"score {s['score_mean']:.1f} plan {s['plan_ms_b1']:.0f} ms", flush=True)
+            notes = " ".join(filter(None, [args.notes, f"box={box}", f"guidance={json.dumps(spec)}" if spec else "",
+                                           f"violation={json.dumps(region)}",
+                                           f"set={json.dumps(overrides)}" if overrides else ""]))
+            append_row(args.results, result_row(result, planner, f"{prefix}-{box}-{method}", args.planner, args.seed,
+                                                Planner.read_metadata(args.planner), notes))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,8 @@ The search is ``diffplan.guidance.search.beam_search`` (TFG's grid and beam, ANC
 "guidance": ...}`` with ``--select N``) is scored by one of two scorers:
 
 - ``rollout``: ``diffplan.evaluation.rollout.evaluate`` on reset seeds ``--seed .. --seed + episodes - 1``; the
-  searched metric is a key of its summary (``score_mean``, ``success``, ``return_mean``); costly, exact.
+  searched metric is a key of its summary (``score_mean``, ``success``, ``return_mean``; with an avoid-region
+  objective also ``violation`` and ``safe_success``, success without entering the region); costly, exact.
 - ``plan``: one guided plan from each of those seeds' first observations, scored by the objective itself (mean
   value, env units); cheap, but blind to what closed-loop control does with the plan.
 
@@ -51,17 +52,29 @@ def tfg_spec(params: dict[str, float], objective: Any, base: dict[str, Any] | No
     return {"method": "select", "n": select, "guidance": spec, "objective": objective} if select else spec
 
 
-def rollout_scorer(planner: Planner, task: Task, episodes: int, seed: int, num_envs: int) -> Scorer:
-    """``spec -> evaluate(...).summary()`` with ``planner`` steered by ``spec`` (None: unguided)."""
+def rollout_scorer(planner: Planner, task: Task, episodes: int, seed: int, num_envs: int,
+                   objective: Any = None) -> Scorer:
+    """``spec -> evaluate(...).summary()`` with ``planner`` steered by ``spec`` (None: unguided).
+
+    When ``objective`` has avoid-region terms, the summary also has ``violation`` (share of episodes whose path
+    enters a region) and ``safe_success`` (share that reach the goal without entering one).
+    """
+    entries = objective if isinstance(objective, list) else [objective]
+    has_regions = any(isinstance(e, dict) and e.get("type") in ("avoid_box", "avoid_disc") for e in entries)
+    regions = objective if has_regions else None
 
     def score(spec: dict[str, Any] | None) -> dict[str, float]:
         saved = planner.guidance
         planner.guidance = guidance_from_spec(spec, planner) if spec is not None else None
         try:
-            summary = evaluate(planner, task, episodes=episodes, seed=seed, num_envs=num_envs, progress=False).summary()
+            result = evaluate(planner, task, episodes=episodes, seed=seed, num_envs=num_envs, progress=False,
+                              violation=regions)
         finally:
             planner.guidance = saved
-        return {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}  # numbers only (not the protocol)
+        summary = {k: float(v) for k, v in result.summary().items() if isinstance(v, (int, float))}  # not protocol
+        if result.violations is not None:
+            summary["safe_success"] = float(np.mean(result.success.astype(bool) & ~result.violations))
+        return summary
 
     return score
 
@@ -148,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     planner = Planner.from_pretrained(args.planner, task=args.task)
     task = load_task(args.task) if args.task else planner.task
     if args.score == "rollout":
-        scorer = rollout_scorer(planner, task, args.episodes, args.seed, args.num_envs)
+        scorer = rollout_scorer(planner, task, args.episodes, args.seed, args.num_envs, objective)
     else:
         scorer = plan_scorer(planner, task, objective, args.episodes, args.seed)
     metric = args.metric or {"rollout": "score_mean", "plan": "objective"}[args.score]

@@ -16,6 +16,7 @@ JSON form (``objective_from_spec``)::
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
     {"type": "near_path", "points": [[x, y], [x, y], ...]}
     {"type": "critic", "path": "critic-folder"}             # diffplan.algorithms.critic's export (load_critic)
+    {"type": "maze_walls", "margin": 0.1}                  # stay out of the task's maze walls (maze tasks)
 
 Every entry also takes ``"weight"`` (default 1) and, where it reads positions or velocities, ``"dims"`` (default:
 the task card's ``positions`` / ``forward_speed_dim`` / ``velocity_dims``); region and reach terms take
@@ -147,6 +148,46 @@ class AvoidDisc(_Avoid):
         return self.radius - _norm(positions - self.const("center", positions))
 
 
+class MazeWalls(_OnDims):
+    """``-sum_h soft_hinge(depth_h + margin)``, depth the signed intrusion into the walls of a maze map.
+
+    A feasibility term: guidance that pushes a plan away from a region can push it through a wall, where no
+    controller can follow; adding this term keeps the plan in the corridors. It is not a region whose entry counts
+    as a violation (the ball cannot enter walls).
+
+    Depth: inside the walls, the distance to the nearest free cell (so the gradient points out of a wall block,
+    however thick); in a free cell, minus the distance to the nearest wall cell (L-infinity, as ``AvoidBox``).
+
+    Args:
+        maze_map: rows of cells, 1 = wall (gymnasium-robotics layout: cell size 1, map centred on the origin).
+    """
+
+    def __init__(self, maze_map: Sequence[Sequence[Any]], dims: Sequence[int], margin: float = 0.1,
+                 sharpness: float = 10.0):
+        super().__init__(dims)
+        rows, cols = len(maze_map), len(maze_map[0])
+        cells = {kind: [(r, c) for r in range(rows) for c in range(cols) if (maze_map[r][c] == 1) == kind]
+                 for kind in (True, False)}
+        if not cells[True] or not cells[False]:
+            raise ValueError("maze_walls: the maze map needs wall cells and free cells.")
+        for name, kind in (("walls", True), ("free", False)):
+            centres = torch.tensor([[c + 0.5 - cols / 2, rows / 2 - r - 0.5] for r, c in cells[kind]])
+            self.register_buffer(f"{name}_lo", centres - 0.5)  # (N, 2)
+            self.register_buffer(f"{name}_hi", centres + 0.5)
+        self.margin, self.sharpness = float(margin), float(sharpness)
+
+    def depth(self, positions: torch.Tensor) -> torch.Tensor:
+        """(B, H) signed intrusion into the walls (metres, > 0 inside a wall)."""
+        p = positions[..., None, :]  # (B, H, 1, 2)
+        outside = (self.const("free_lo", p) - p).clamp(min=0) + (p - self.const("free_hi", p)).clamp(min=0)
+        to_free = _norm(outside).min(dim=-1).values - _EPS**0.5  # 0 in a free cell (up to the norm's epsilon)
+        margins = torch.minimum(p - self.const("walls_lo", p), self.const("walls_hi", p) - p).min(dim=-1).values
+        return torch.where(to_free > 1e-6, to_free, margins.max(dim=-1).values)
+
+    def forward(self, plan: PlanFields) -> torch.Tensor:
+        return -soft_hinge(self.depth(self.select(plan)) + self.margin, self.sharpness).sum(dim=1)
+
+
 class Speed(_OnDims):
     """``-mean_h (v_h - target)^2``: v is the signed velocity of one dim (a forward speed), or the norm of
     several (a planar speed)."""
@@ -223,6 +264,7 @@ _ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
     "speed": ({"target"}, {"dims"}),
     "near_path": ({"points"}, {"dims"}),
     "critic": ({"path"}, set()),
+    "maze_walls": (set(), {"margin", "sharpness", "dims"}),
 }
 
 
@@ -273,6 +315,10 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
         obj = AvoidDisc(args["center"], dims=dims, **opts)
     elif kind == "near_path":
         obj = NearPath(args["points"], dims)
+    elif kind == "maze_walls":
+        if task.maze_map is None:
+            raise ValueError(f"Objective 'maze_walls': task {task.name!r} has no maze map.")
+        obj = MazeWalls(task.maze_map, _dims(kind, args, task, task.positions, "position"), **opts)
     elif kind == "speed":
         default = [task.forward_speed_dim] if task.forward_speed_dim is not None else task.velocity_dims
         obj = Speed(args["target"], _dims(kind, args, task, default, "velocity"))

@@ -7,7 +7,19 @@ import torch
 
 from diffplan.io import save_module
 from diffplan.nn.critic import StateCritic
-from diffplan.objectives import AvoidBox, AvoidDisc, Critic, NearPath, Reach, Speed, WeightedSum, objective_from_spec
+from diffplan.maze import in_free_cell
+from diffplan.objectives import (
+    AvoidBox,
+    AvoidDisc,
+    Critic,
+    MazeWalls,
+    NearPath,
+    Reach,
+    Speed,
+    WeightedSum,
+    avoid_terms,
+    objective_from_spec,
+)
 from diffplan.tasks import load_task
 
 
@@ -39,6 +51,7 @@ OBJECTIVES = {
     "speed_norm": lambda: Speed(1.0, [2, 3]),
     "near_path": lambda: NearPath([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]], [0, 1]),
     "critic": lambda: Critic(MeanState()),
+    "maze_walls": lambda: MazeWalls([[1, 1, 1], [1, 0, 1], [0, 0, 1]], [0, 1], sharpness=3.0),
     "sum": lambda: WeightedSum([Reach([1.0, 1.0], [0, 1]), Speed(0.5, [2, 3])], [2.0, -0.5]),
 }
 
@@ -92,6 +105,24 @@ def test_gradient_ascent_on_avoid_pushes_a_plan_out_of_the_box():
     assert torch.equal(obs[..., 2:], torch.zeros(2, 6, 2))  # dims the region does not name never move
 
 
+def test_maze_walls_are_inside_exactly_the_wall_cells_and_guidance_leaves_them():
+    task = load_task("pointmaze-large")
+    walls = objective_from_spec({"type": "maze_walls", "margin": 0.0}, task)
+    xy = torch.rand(1, 4000, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([12.0, 9.0])
+    xy = xy - torch.tensor([6.0, 4.5])
+    in_wall = walls.depth(xy)[0] > 0
+    assert torch.equal(in_wall, torch.as_tensor(~in_free_cell(task.maze_map, xy[0].numpy())))
+    assert avoid_terms(walls) == []  # a feasibility term, not a region whose entry is a violation
+    obs = torch.zeros(1, 50, 4)
+    obs[..., :2] = xy[:, in_wall][:, :50]  # points in walls, a little inside
+    inside = walls.depth(obs[..., :2]) > 0
+    for _ in range(200):
+        obs.requires_grad_(True)
+        (grad,) = torch.autograd.grad(walls(plan_of(obs)).sum(), obs)
+        obs = (obs + 0.02 * grad).detach()
+    assert (walls.depth(obs[..., :2])[inside] <= 0).float().mean() > 0.9  # nearly all pushed out into a corridor
+
+
 def test_speed_and_path_errors_read_as_mean_squared_errors():
     obs = torch.zeros(1, 4, 4)
     obs[0, :, 2] = torch.tensor([1.0, 2.0, 3.0, 2.0])
@@ -132,6 +163,7 @@ def test_critic_spec_loads_a_saved_module(tmp_path):
     ({"type": "avoid_box", "lo": [1, 1], "hi": [0, 2]}, "'lo' must be below 'hi'"),
     ({"type": "avoid_disc", "center": [0, 0], "radius": "big"}, "'radius' must be finite numbers"),
     ({"type": "near_path", "points": [[0, 0]]}, "K >= 2 points"),
+    ({"type": "maze_walls", "lo": [0, 0]}, "unknown \\['lo'\\]"),
     ([], "at least one entry"),
 ])
 def test_bad_objective_specs_fail_in_one_line(spec, match):

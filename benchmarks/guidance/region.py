@@ -4,7 +4,8 @@
         --methods none dps tfg select8 --tfg '{"rho": 1.0, "mu": 1.0}' --results benchmarks/guidance/results.csv
 
 Every method (``methods.py``) is evaluated on the same reset seeds with ``{"type": "avoid_box", ...}`` as its
-objective, and every row, the unguided one included, carries the violation rate: the share of episodes whose
+objective (plus ``{"type": "maze_walls"}`` with ``--walls W``: a strong push off the box moves plans through
+walls, where the tracker cannot follow), and every row, the unguided one included, carries the violation rate: the share of episodes whose
 executed path enters the box. Rows go to ``--results`` (default: ``runs/eval/guidance/results.csv``, untracked) as
 ``<planner>-<box>-<method>``; the plan costs compare within one run on a quiet machine.
 
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--num-envs", type=int, default=10)
+    parser.add_argument("--walls", type=float, default=0.0,
+                        help="add the maze_walls term with this weight to the guidance objective (keeps guided "
+                             "plans out of the walls; the violation is still the box alone)")
     parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
     parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
     parser.add_argument("--results", default="runs/eval/guidance/results.csv")
@@ -57,8 +61,9 @@ def main() -> None:
     prefix = args.name or Path(args.planner).name
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
+        objective = [region, {"type": "maze_walls", "weight": args.walls}] if args.walls else region
         for method in args.methods:
-            spec = method_spec(method, region, tfg)
+            spec = method_spec(method, objective, tfg)
             planner = Planner.from_pretrained(args.planner, guidance=spec, **overrides)
             result = evaluate(planner, planner.task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
                               progress=False, violation=region)

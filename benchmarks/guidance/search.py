@@ -35,7 +35,7 @@ import torch
 
 from diffplan.environments import make_eval_vector_env
 from diffplan.evaluation.rollout import evaluate
-from diffplan.guidance.search import Candidate, beam_search
+from diffplan.guidance.search import Axis, Candidate, beam_search
 from diffplan.guidance.spec import guidance_from_spec
 from diffplan.objectives import objective_from_spec
 from diffplan.planner import Planner
@@ -119,7 +119,7 @@ class CsvLog:
 
 
 def search(scorer: Scorer, metric: str, make_spec: Callable[[dict[str, float]], dict[str, Any]], log: CsvLog,
-           top_k: int = 2, max_rounds: int = 6) -> Candidate:
+           top_k: int = 2, max_rounds: int = 6, space: dict[str, Axis] | None = None) -> Candidate:
     """Score the unguided planner (round -1), then beam-search ``make_spec(params)``; returns the best candidate."""
     reference = scorer(None)
     if metric not in reference:
@@ -135,7 +135,7 @@ def search(scorer: Scorer, metric: str, make_spec: Callable[[dict[str, float]], 
     def record(c: Candidate) -> None:
         log.write(c.round, c.params, c.parent, metrics[tuple(c.params.values())], make_spec(c.params))
 
-    return beam_search(score, top_k=top_k, max_rounds=max_rounds, on_candidate=record).best
+    return beam_search(score, space, top_k=top_k, max_rounds=max_rounds, on_candidate=record).best
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-envs", type=int, default=10)
     p.add_argument("--base", default='{"recur_steps": 1, "iter_steps": 4}', help="fixed TFG settings (JSON)")
     p.add_argument("--select", type=int, default=None, help="search TFG inside a select over N samples")
+    p.add_argument("--space", default=None,
+                   help='grid per parameter, JSON {"rho": [start, factor, max], ...} (default: TFG\'s, rho and mu '
+                        'from 0.25); objectives in metres summed over plan points often need smaller starts')
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--csv", default="runs/guidance-search/search.csv")
@@ -167,8 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     metric = args.metric or {"rollout": "score_mean", "plan": "objective"}[args.score]
     log = CsvLog(Path(args.csv), metric)
     try:
+        space = {k: Axis(*v) for k, v in json.loads(args.space).items()} if args.space else None
         best = search(scorer, metric, lambda params: tfg_spec(params, objective, base, args.select), log,
-                      args.top_k, args.rounds)
+                      args.top_k, args.rounds, space)
     finally:
         log.file.close()
     print(f"best {metric} {best.score:.4g} at {best.params}; every candidate in {args.csv}", file=sys.stderr)

@@ -52,3 +52,18 @@ def test_rollout_scorer_steers_only_while_scoring(diffuser_planner):
                            {"iter_steps": 1})
     metrics = score(spec)
     assert {"score_mean", "success", "plan_ms_b1"} <= set(metrics) and diffuser_planner.guidance is None
+
+
+def test_table_method_names_build_specs_every_planner_accepts(diffuser_planner):
+    spec = importlib.util.spec_from_file_location("guidance_methods", SCRIPT.parent / "methods.py")
+    methods = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(methods)
+    objective = {"type": "reach", "target": [1.0, 1.0]}
+    assert methods.method_spec("none", objective) is None
+    for name in methods.ALL_METHODS[1:]:
+        built = guidance_from_spec(methods.method_spec(name, objective, {"mu": 0.3}), diffuser_planner)
+        assert built.spec["objective"] == objective
+    nested = methods.method_spec("tfg+select32", objective, {"mu": 0.3})
+    assert nested["n"] == 32 and nested["guidance"] == {"method": "tfg", "mu": 0.3, "objective": objective}
+    with pytest.raises(ValueError, match="Unknown method 'selectall'"):
+        methods.method_spec("selectall", objective)

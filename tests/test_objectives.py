@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from diffplan.io import save_module
-from diffplan.nn.critic import StateCritic
 from diffplan.maze import in_free_cell
+from diffplan.nn.critic import StateCritic
 from diffplan.objectives import (
     AvoidBox,
     AvoidDisc,

@@ -132,7 +132,8 @@ def test_ugd_combines_both_guidances_with_inner_iterations_and_recurrence():
     torch.testing.assert_close(first_step(ugd(quadratic, rho=0.2, mu=0.1, recur_steps=2, iter_steps=3), x), expected)
 
 
-def test_guidance_never_moves_pinned_entries_and_the_objective_sees_their_values():
+@pytest.mark.parametrize("gamma", [0.0, 0.3])  # 0.3: the objective sees Monte-Carlo perturbed copies (LGD)
+def test_guidance_never_moves_pinned_entries_and_the_objective_sees_their_values(gamma):
     x = start()
     mask = torch.zeros(B, H, D, dtype=torch.bool)
     mask[:, 0] = True
@@ -143,11 +144,11 @@ def test_guidance_never_moves_pinned_entries_and_the_objective_sees_their_values
         seen.append(plan["observations"][:, 0].detach().clone())
         return quadratic(plan)
 
-    out = first_step(TFG(recording, rho=0.5, mu=0.5), x, constraints=Inpaint(mask, values))
+    out = first_step(TFG(recording, rho=0.5, mu=0.5, gamma=gamma, n_samples=4), x, constraints=Inpaint(mask, values))
     plain = first_step(None, x, constraints=Inpaint(mask, values))
     assert torch.equal(out[mask], values[mask])
     assert not torch.isclose(out[~mask], plain[~mask]).any()
-    assert seen and all(torch.equal(s, values[:, 0]) for s in seen)
+    assert seen and all(torch.equal(s, values[:1, 0].expand_as(s)) for s in seen)
 
 
 def toy_context(t: int, t_prev: int, timesteps: torch.Tensor) -> GuidanceContext:

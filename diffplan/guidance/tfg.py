@@ -109,7 +109,8 @@ class TFG(Guidance):
             return self.value(x0, ctx)
         b = x0.shape[0]
         eps = randn((self.n_samples, *x0.shape), ctx.generator, x0.device, x0.dtype)
-        values = self.value((x0[None] + gamma_t * eps).flatten(0, 1), ctx).view(self.n_samples, b)
+        perturbed = ctx.apply_constraints(x0[None] + gamma_t * eps)  # (n, B, H, C): the (B, H, C) pins broadcast
+        values = self.objective(ctx.to_env(perturbed.flatten(0, 1))).view(self.n_samples, b)
         return torch.logsumexp(values, dim=0) - math.log(self.n_samples)
 
     def guide_x0(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:

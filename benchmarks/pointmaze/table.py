@@ -25,8 +25,9 @@ D4RL_REFS = {"pointmaze-umaze": (23.85, 161.86), "pointmaze-medium": (13.13, 277
 
 
 def d4rl_scaled(task: str, ret: float) -> float:
-    """The raw return scaled with D4RL maze2d-v1's reference scores (the papers' units; other env, see README)."""
-    lo, hi = D4RL_REFS[task]
+    """The raw return scaled with D4RL maze2d-v1's reference scores (the papers' units; other env, see README).
+    Goal-hold variants (``pointmaze-umaze-hold``) evaluate on their maze's env and share its scale."""
+    lo, hi = D4RL_REFS[task.removesuffix("-hold")]
     return 100 * (ret - lo) / (hi - lo)
 
 
@@ -42,7 +43,8 @@ def latest_rows(protocol: str = "task") -> list[dict[str, str]]:
     for r in read_rows(HERE / "results.csv"):
         if (r.get("protocol") or "task") == protocol:
             rows[(r["task"], r["planner"])] = r
-    return [rows[k] for k in sorted(rows, key=lambda k: (k[1], MAZES.index(k[0]) if k[0] in MAZES else 9))]
+    return [rows[k] for k in sorted(rows, key=lambda k: (k[1], MAZES.index(k[0].removesuffix("-hold"))
+                                                   if k[0].removesuffix("-hold") in MAZES else 9))]
 
 
 def random_pairs_table() -> list[str]:

@@ -44,6 +44,11 @@ def _norm(v: torch.Tensor) -> torch.Tensor:
     return (v.pow(2).sum(-1) + _EPS).sqrt()
 
 
+def box_depth(positions: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(..., D) points, (D,) corners -> (...,) distance to the nearest face, > 0 inside the box ``lo <= p <= hi``."""
+    return torch.minimum(positions - lo, hi - positions).min(dim=-1).values
+
+
 def soft_hinge(z: torch.Tensor, sharpness: float) -> torch.Tensor:
     """A smooth ``max(z, 0)``: ``softplus(sharpness * z) / sharpness``."""
     return F.softplus(sharpness * z) / sharpness
@@ -129,8 +134,7 @@ class AvoidBox(_Avoid):
         self.register_buffer("hi", hi_t)
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
-        margins = torch.minimum(positions - self.const("lo", positions), self.const("hi", positions) - positions)
-        return margins.min(dim=-1).values
+        return box_depth(positions, self.const("lo", positions), self.const("hi", positions))
 
 
 class AvoidDisc(_Avoid):
@@ -181,8 +185,8 @@ class MazeWalls(_OnDims):
         p = positions[..., None, :]  # (B, H, 1, 2)
         outside = (self.const("free_lo", p) - p).clamp(min=0) + (p - self.const("free_hi", p)).clamp(min=0)
         to_free = _norm(outside).min(dim=-1).values - _EPS**0.5  # 0 in a free cell (up to the norm's epsilon)
-        margins = torch.minimum(p - self.const("walls_lo", p), self.const("walls_hi", p) - p).min(dim=-1).values
-        return torch.where(to_free > 1e-6, to_free, margins.max(dim=-1).values)
+        in_walls = box_depth(p, self.const("walls_lo", p), self.const("walls_hi", p))  # (B, H, W), as AvoidBox
+        return torch.where(to_free > 1e-6, to_free, in_walls.max(dim=-1).values)
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
         return -soft_hinge(self.depth(self.select(plan)) + self.margin, self.sharpness).sum(dim=1)

@@ -55,7 +55,8 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    task_name = Planner.read_metadata(args.planner)["task"]["name"]
+    meta = Planner.read_metadata(args.planner)
+    task_name = meta["task"]["name"]
     boxes = BOXES.get(task_name, {})
     tfg = json.loads(args.tfg)
     prefix = args.name or Path(args.planner).name
@@ -74,7 +75,7 @@ def main() -> None:
                                            f"violation={json.dumps(region)}",
                                            f"set={json.dumps(overrides)}" if overrides else ""]))
             append_row(args.results, result_row(result, planner, f"{prefix}-{box}-{method}", args.planner, args.seed,
-                                                Planner.read_metadata(args.planner), notes))
+                                                meta, notes))
 
 
 if __name__ == "__main__":

@@ -136,8 +136,9 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _finetune(args: argparse.Namespace) -> None:
     """Adjoint Matching on a planner folder, contexts (start states, goals) drawn from its task's dataset."""
     import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from diffplan.callbacks import TrainClock
+    from diffplan.callbacks import RandomState, TrainClock
     from diffplan.data.datamodule import PlanningDataModule
     from diffplan.finetune.adjoint_matching import AdjointMatching
     from diffplan.io import check_replaceable
@@ -151,6 +152,9 @@ def _finetune(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}.")
     check_replaceable(args.export)
+    if args.ckpt_path is not None and not Path(args.ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt-path {args.ckpt_path}: no such checkpoint; pass a .ckpt file that an "
+                                f"earlier `diffplan finetune` wrote in its --checkpoint-dir.")
     quiet_lightning()
     L.seed_everything(args.seed, verbose=False)
     module = AdjointMatching(args.planner, objective, lam=args.lam, num_inference_steps=args.num_inference_steps,
@@ -160,10 +164,15 @@ def _finetune(args: argparse.Namespace) -> None:
     data = PlanningDataModule(module.base.task.name, args.dataset_id, horizon=2, stride=1,
                               batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
     clock = TrainClock()
+    callbacks: list[L.Callback] = [clock, RandomState()]
+    if args.checkpoint_every:
+        # same arguments on resume: the checkpoint restores the fine-tuned copy, optimizer, clock and RNG
+        callbacks.append(ModelCheckpoint(dirpath=args.checkpoint_dir or f"{args.export}.checkpoints", save_last=True,
+                                         every_n_train_steps=args.checkpoint_every, save_top_k=-1))
     trainer = L.Trainer(max_steps=args.steps, accelerator=args.accelerator, devices=1,
-                        gradient_clip_val=args.grad_clip, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=not args.quiet, enable_model_summary=False, callbacks=[clock])
-    trainer.fit(module, data)
+                        gradient_clip_val=args.grad_clip, logger=False, enable_checkpointing=bool(args.checkpoint_every),
+                        enable_progress_bar=not args.quiet, enable_model_summary=False, callbacks=callbacks)
+    trainer.fit(module, data, ckpt_path=args.ckpt_path)
     module.cpu().save_pretrained(args.export, finetune_minutes=round(clock.minutes, 2),
                                  command=" ".join(["diffplan", *args.argv]))
     print(f"fine-tuned planner written to {args.export} ({trainer.global_step} steps, {clock.minutes:.1f} min)")
@@ -254,6 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--dataset-id", default=None, help="contexts from this Minari id (default: the task's local id)")
     ft.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: %(default)s)")
     ft.add_argument("--seed", type=int, default=0, help="seed of contexts and chains (default: %(default)s)")
+    ft.add_argument("--checkpoint-every", type=int, default=100,
+                    help="write a Lightning checkpoint every N steps, 0 for none (default: %(default)s)")
+    ft.add_argument("--checkpoint-dir", default=None, help="checkpoint folder (default: <export>.checkpoints)")
+    ft.add_argument("--ckpt-path", default=None,
+                    help="resume from this checkpoint (same arguments, a larger --steps to train on)")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     args.argv = argv

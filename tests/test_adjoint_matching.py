@@ -222,3 +222,32 @@ def test_finetune_command_rejects_a_bad_objective_in_one_line(diffuser_planner, 
     assert exit_info.value.code == 2
     assert "--objective expects a JSON objective spec" in capsys.readouterr().err
     assert not (tmp_path / "tuned").exists()
+
+
+def test_finetune_checkpoints_and_a_resumed_run_continues_where_it_stopped(diffuser_planner, tiny_dataset, tmp_path):
+    from diffplan.cli import main
+
+    diffuser_planner.save_pretrained(tmp_path / "base")
+    common = ["finetune", "--planner", str(tmp_path / "base"), "--objective",
+              json.dumps({"type": "avoid_box", "lo": [1.0, 0.5], "hi": [2.5, 1.5]}), "--lam", "2", "--batch-size", "4",
+              "--num-inference-steps", "4", "--lr", "1e-3", "--checkpoint-every", "2", "--quiet"]
+    main([*common, "--steps", "4", "--export", str(tmp_path / "straight")])
+    main([*common, "--steps", "2", "--export", str(tmp_path / "first")])
+    assert (tmp_path / "first.checkpoints" / "last.ckpt").is_file()
+    main([*common, "--steps", "4", "--export", str(tmp_path / "resumed"),
+          "--ckpt-path", str(tmp_path / "first.checkpoints" / "last.ckpt")])
+    straight, first, resumed = (Planner.from_pretrained(tmp_path / name) for name in ("straight", "first", "resumed"))
+    assert Planner.read_metadata(tmp_path / "resumed")["finetune"]["steps"] == 4
+    for a, b, c in zip(straight.denoiser.parameters(), first.denoiser.parameters(), resumed.denoiser.parameters()):
+        torch.testing.assert_close(c, a)  # the resumed run is the straight run
+    assert any(not torch.equal(a, b) for a, b in zip(straight.denoiser.parameters(), first.denoiser.parameters()))
+
+
+def test_finetune_resume_from_a_missing_checkpoint_fails_in_one_line(diffuser_planner, tmp_path, capsys):
+    from diffplan.cli import main
+
+    diffuser_planner.save_pretrained(tmp_path / "base")
+    with pytest.raises(SystemExit):
+        main(["finetune", "--planner", str(tmp_path / "base"), "--objective", '{"type": "reach", "target": [1, 1]}',
+              "--export", str(tmp_path / "tuned"), "--ckpt-path", str(tmp_path / "nope.ckpt")])
+    assert "no such checkpoint" in capsys.readouterr().err

@@ -137,6 +137,7 @@ def _finetune(args: argparse.Namespace) -> None:
     """Adjoint Matching on a planner folder, contexts (start states, goals) drawn from its task's dataset."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
 
     from diffplan.callbacks import RandomState, TrainClock
     from diffplan.data.datamodule import PlanningDataModule
@@ -165,12 +166,15 @@ def _finetune(args: argparse.Namespace) -> None:
                               batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
     clock = TrainClock()
     callbacks: list[L.Callback] = [clock, RandomState()]
+    run_dir = Path(args.checkpoint_dir or f"{args.export}.checkpoints")
     if args.checkpoint_every:
         # same arguments on resume: the checkpoint restores the fine-tuned copy, optimizer, clock and RNG
-        callbacks.append(ModelCheckpoint(dirpath=args.checkpoint_dir or f"{args.export}.checkpoints", save_last=True,
-                                         every_n_train_steps=args.checkpoint_every, save_top_k=-1))
-    trainer = L.Trainer(max_steps=args.steps, accelerator=args.accelerator, devices=1,
-                        gradient_clip_val=args.grad_clip, logger=False, enable_checkpointing=bool(args.checkpoint_every),
+        callbacks.append(ModelCheckpoint(dirpath=run_dir, save_last=True, every_n_train_steps=args.checkpoint_every,
+                                         save_top_k=-1))
+    # train/reward and train/loss per step, readable while a long run goes on
+    logger = CSVLogger(run_dir, name="", version="logs")
+    trainer = L.Trainer(max_steps=args.steps, accelerator=args.accelerator, devices=1, log_every_n_steps=1,
+                        gradient_clip_val=args.grad_clip, logger=logger, enable_checkpointing=bool(args.checkpoint_every),
                         enable_progress_bar=not args.quiet, enable_model_summary=False, callbacks=callbacks)
     trainer.fit(module, data, ckpt_path=args.ckpt_path)
     module.cpu().save_pretrained(args.export, finetune_minutes=round(clock.minutes, 2),
@@ -265,7 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--seed", type=int, default=0, help="seed of contexts and chains (default: %(default)s)")
     ft.add_argument("--checkpoint-every", type=int, default=100,
                     help="write a Lightning checkpoint every N steps, 0 for none (default: %(default)s)")
-    ft.add_argument("--checkpoint-dir", default=None, help="checkpoint folder (default: <export>.checkpoints)")
+    ft.add_argument("--checkpoint-dir", default=None,
+                    help="checkpoints and logs/metrics.csv (per-step reward and loss) go here "
+                         "(default: <export>.checkpoints)")
     ft.add_argument("--ckpt-path", default=None,
                     help="resume from this checkpoint (same arguments, a larger --steps to train on)")
     ft.add_argument("--quiet", action="store_true", help="no progress bars")

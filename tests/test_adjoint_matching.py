@@ -234,6 +234,7 @@ def test_finetune_checkpoints_and_a_resumed_run_continues_where_it_stopped(diffu
     main([*common, "--steps", "4", "--export", str(tmp_path / "straight")])
     main([*common, "--steps", "2", "--export", str(tmp_path / "first")])
     assert (tmp_path / "first.checkpoints" / "last.ckpt").is_file()
+    assert "train/reward" in (tmp_path / "first.checkpoints" / "logs" / "metrics.csv").read_text()
     main([*common, "--steps", "4", "--export", str(tmp_path / "resumed"),
           "--ckpt-path", str(tmp_path / "first.checkpoints" / "last.ckpt")])
     straight, first, resumed = (Planner.from_pretrained(tmp_path / name) for name in ("straight", "first", "resumed"))

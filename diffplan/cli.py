@@ -134,7 +134,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    """Adjoint Matching on a planner folder, contexts (start states, goals) drawn from its task's dataset."""
+    """Adjoint Matching on a planner folder, contexts (start states, goals) drawn from its task's dataset or from
+    resets of its evaluation env (``--contexts env``)."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -162,8 +163,14 @@ def _finetune(args: argparse.Namespace) -> None:
                              last_k=args.last_k, random_k=args.random_k, loss_clip=args.loss_clip,
                              learning_rate=args.lr, weight_decay=args.weight_decay,
                              samples_per_context=args.samples_per_context)
-    data = PlanningDataModule(module.base.task.name, args.dataset_id, horizon=2, stride=1,
-                              batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    if args.contexts == "env":
+        from diffplan.finetune.contexts import env_context_loader
+
+        data = {"train_dataloaders": env_context_loader(module.base.task, args.env_contexts, args.batch_size)}
+    else:
+        data = {"datamodule": PlanningDataModule(module.base.task.name, args.dataset_id, horizon=2, stride=1,
+                                                 batch_size=args.batch_size, seed=args.seed,
+                                                 progress=not args.quiet)}
     clock = TrainClock()
     callbacks: list[L.Callback] = [clock, RandomState()]
     run_dir = Path(args.checkpoint_dir or f"{args.export}.checkpoints")
@@ -176,8 +183,8 @@ def _finetune(args: argparse.Namespace) -> None:
     trainer = L.Trainer(max_steps=args.steps, accelerator=args.accelerator, devices=1, log_every_n_steps=1,
                         gradient_clip_val=args.grad_clip, logger=logger, enable_checkpointing=bool(args.checkpoint_every),
                         enable_progress_bar=not args.quiet, enable_model_summary=False, callbacks=callbacks)
-    trainer.fit(module, data, ckpt_path=args.ckpt_path)
-    module.cpu().save_pretrained(args.export, finetune_minutes=round(clock.minutes, 2),
+    trainer.fit(module, **data, ckpt_path=args.ckpt_path)
+    module.cpu().save_pretrained(args.export, finetune_minutes=round(clock.minutes, 2), finetune_contexts=args.contexts,
                                  command=" ".join(["diffplan", *args.argv]))
     print(f"fine-tuned planner written to {args.export} ({trainer.global_step} steps, {clock.minutes:.1f} min)")
 
@@ -264,6 +271,11 @@ def main(argv: list[str] | None = None) -> None:
     ft.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (default: %(default)s)")
     ft.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default: %(default)s)")
     ft.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (default: %(default)s)")
+    ft.add_argument("--contexts", default="dataset", choices=("dataset", "env"),
+                    help="plan contexts: states (and goals) of the task's dataset, or the first observations of "
+                         "evaluation episodes with reset seeds 10000000, 10000001, ... (the deployment distribution; "
+                         "never the benchmarks' validation or test seeds) (default: %(default)s)")
+    ft.add_argument("--env-contexts", type=int, default=2048, help="how many env contexts (default: %(default)s)")
     ft.add_argument("--dataset-id", default=None, help="contexts from this Minari id (default: the task's local id)")
     ft.add_argument("--accelerator", default="auto", help="Lightning accelerator (default: %(default)s)")
     ft.add_argument("--seed", type=int, default=0, help="seed of contexts and chains (default: %(default)s)")

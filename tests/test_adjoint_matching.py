@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -252,3 +253,31 @@ def test_finetune_resume_from_a_missing_checkpoint_fails_in_one_line(diffuser_pl
         main(["finetune", "--planner", str(tmp_path / "base"), "--objective", '{"type": "reach", "target": [1, 1]}',
               "--export", str(tmp_path / "tuned"), "--ckpt-path", str(tmp_path / "nope.ckpt")])
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_env_contexts_are_evaluation_resets_away_from_benchmark_seeds(umaze):
+    from diffplan.environments import make_eval_env
+    from diffplan.finetune.contexts import CONTEXT_SEED, env_contexts
+
+    contexts = env_contexts(umaze, 3)
+    assert contexts["observations"].shape == (3, 4) and contexts["goal"].shape == (3, 2)
+    obs, _ = make_eval_env(umaze).reset(seed=CONTEXT_SEED + 2)
+    np.testing.assert_allclose(contexts["observations"][2].numpy(), obs["observation"], rtol=1e-6)
+    assert not torch.equal(contexts["observations"][0], contexts["observations"][1])
+    assert CONTEXT_SEED > 100_000  # never a validation (0-99) or test (1000+) reset seed
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        env_contexts(umaze, 0)
+
+
+def test_finetune_command_fine_tunes_on_env_contexts(diffuser_planner, tmp_path):
+    from diffplan.cli import main
+
+    diffuser_planner.save_pretrained(tmp_path / "base")
+    main(["finetune", "--planner", str(tmp_path / "base"), "--objective",
+          json.dumps({"type": "avoid_box", "lo": [1.0, 0.5], "hi": [2.5, 1.5]}), "--lam", "2", "--steps", "2",
+          "--batch-size", "4", "--num-inference-steps", "4", "--lr", "1e-3", "--contexts", "env", "--env-contexts", "8",
+          "--export", str(tmp_path / "tuned"), "--quiet"])
+    meta = Planner.read_metadata(tmp_path / "tuned")
+    assert meta["finetune_contexts"] == "env" and meta["finetune"]["steps"] == 2
+    tuned = Planner.from_pretrained(tmp_path / "tuned")
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.denoiser.parameters(), diffuser_planner.denoiser.parameters()))

@@ -11,18 +11,25 @@ case "${1:-}" in
     OMP_NUM_THREADS=1 python benchmarks/finetune/toy_tilt.py
     ;;
   pointmaze-large)
-    # The forbidden region: set BOX to the TFG benchmark's box so base, TFG and fine-tune see the same one.
-    BOX=${BOX:?set BOX to an avoid_box spec, e.g. '{"type": "avoid_box", "lo": [x0, y0], "hi": [x1, y1]}'}
-    LAM=${LAM:-20}
-    out=runs/finetune/hd-pointmaze-large-avoid-lam$LAM
-    mkdir -p runs/finetune && rm -rf "$out" && cp -r pretrained/hd-pointmaze-large "$out"
-    # fine-tune the high level (subgoals) in place of the copy's high/; 5 steps keep the base's plan cost
-    diffplan finetune --planner pretrained/hd-pointmaze-large/high --objective "$BOX" --lam "$LAM" \
-      --steps "${STEPS:-1000}" --batch-size 32 --num-inference-steps 5 --export "$out/high"
-    diffplan evaluate pretrained/hd-pointmaze-large --episodes "$EPISODES" --results $RESULTS --name hd-base
-    diffplan evaluate pretrained/hd-pointmaze-large --episodes "$EPISODES" --results $RESULTS --name hd-tfg \
-      --guidance "{\"method\": \"tfg\", \"objective\": $BOX}"
-    diffplan evaluate "$out" --episodes "$EPISODES" --results $RESULTS --name "hd-am-lam$LAM" --notes "objective=$BOX"
+    # box1 of issue 13's table 2 (benchmarks/guidance/region.py) plus the walls term, the objective TFG was searched on
+    OBJECTIVE='[{"type": "avoid_box", "lo": [0.0, -0.5], "hi": [1.0, 0.5]}, {"type": "maze_walls", "weight": 0.3}]'
+    TFG='{"recur_steps": 1, "iter_steps": 4, "rho": 0.01, "mu": 0.03, "gamma": 0.001}'  # searched on validation
+    SEED=${SEED:-1000}  # validation: SEED=0 EPISODES=20
+    out=runs/finetune/hd-large-box1
+    mkdir -p $out
+    # the base on the chain the fine-tunes sample (DDPM, eta = 1): lambda = 0 keeps the model at the base
+    diffplan finetune --planner pretrained/hd-pointmaze-large/high --objective "$OBJECTIVE" --lam 0 --steps 1 \
+      --num-inference-steps 5 --checkpoint-every 0 --export $out/lam0-high --quiet
+    rows=(--row base=pretrained/hd-pointmaze-large --row tfg=pretrained/hd-pointmaze-large:tfg)
+    rows+=(--row base-ddpm=pretrained/hd-pointmaze-large+$out/lam0-high)
+    for lam in ${LAMS:-5 20 80}; do
+      # the high level (subgoals) only; its 5 steps keep the base's plan cost. Resumable: add --ckpt-path
+      [ -d $out/lam$lam-high ] || diffplan finetune --planner pretrained/hd-pointmaze-large/high --objective "$OBJECTIVE" \
+        --lam $lam --lr 1e-4 --steps ${STEPS:-1000} --batch-size 32 --num-inference-steps 5 --export $out/lam$lam-high
+      rows+=(--row am-lam$lam=pretrained/hd-pointmaze-large+$out/lam$lam-high)
+    done
+    python benchmarks/finetune/region.py "${rows[@]}" --box box1 --walls 0.3 --tfg "$TFG" --episodes "$EPISODES" \
+      --seed "$SEED" --results ${ROWS:-$RESULTS}
     ;;
   hopper)
     # The reward is a learned critic of planned states (diffplan.nn.critic.StateCritic saved with save_module).

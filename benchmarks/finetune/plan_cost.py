@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guidance"))
-from methods import method_spec  # noqa: E402  (benchmarks/guidance/methods.py)
+from methods import method_spec  # benchmarks/guidance/methods.py
 
-from diffplan import Planner  # noqa: E402
-from diffplan.environments import make_eval_env  # noqa: E402
-from diffplan.evaluation.results import git_commit  # noqa: E402
-from diffplan.evaluation.rollout import plan_latency_ms  # noqa: E402
+from diffplan import Planner
+from diffplan.environments import make_eval_env
+from diffplan.evaluation.results import git_commit
+from diffplan.evaluation.rollout import plan_latency_ms
 
 
 def main() -> None:

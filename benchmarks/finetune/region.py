@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guidance"))
-from methods import method_spec
-from region import BOXES
+from methods import method_spec  # benchmarks/guidance/methods.py
+from region import BOXES  # benchmarks/guidance/region.py: the boxes of issue 13's table 2
 
 from diffplan import Planner
 from diffplan.evaluation.results import append_row, result_row

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guidance"))
-from region import BOXES  # noqa: E402  (benchmarks/guidance/region.py: the boxes of issue 13's table 2)
+from region import BOXES  # benchmarks/guidance/region.py: the boxes of issue 13's table 2
 
-from diffplan import Planner  # noqa: E402
-from diffplan.environments import make_eval_env  # noqa: E402
-from diffplan.planner import PlanContext  # noqa: E402
+from diffplan import Planner
+from diffplan.environments import make_eval_env
+from diffplan.planner import PlanContext
 
 
 def seed_range(text: str) -> list[int]:

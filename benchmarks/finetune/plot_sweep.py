@@ -2,7 +2,7 @@
 
     python benchmarks/finetune/plot_sweep.py benchmarks/finetune/validation.csv --out benchmarks/finetune/figures/lambda-sweep.png
 
-Reads the rows ``region.py`` wrote (``base-ddpm`` is lambda = 0, ``am-lam<L>`` lambda = L; ``plan_reward`` and
+Reads the rows ``maze_region.py`` wrote (``base-ddpm`` is lambda = 0, ``am-lam<L>`` lambda = L; ``plan_reward`` and
 ``plan_gap_m`` from the notes) for one reset seed, and prints them as a table too.
 """
 

@@ -36,7 +36,7 @@ case "${1:-}" in
         --contexts env --export $out/lam$lam-high
       rows+=(--row am-lam$lam=pretrained/hd-pointmaze-large+$out/lam$lam-high)
     done
-    python benchmarks/finetune/region.py "${rows[@]}" --box $BOX --walls 0.3 --tfg "$TFG" --episodes "$EPISODES" \
+    python benchmarks/finetune/maze_region.py "${rows[@]}" --box $BOX --walls 0.3 --tfg "$TFG" --episodes "$EPISODES" \
       --seed "$SEED" --results ${ROWS:-$RESULTS}
     ;;
   hopper)

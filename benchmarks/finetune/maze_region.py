@@ -1,7 +1,7 @@
 """Issue 14, PointMaze large: a forbidden region baked into the planner by Adjoint Matching, against the base planner
 and TFG on the same box and reset seeds.
 
-    python benchmarks/finetune/region.py --box box1 --walls 0.3 --episodes 100 --seed 1000 \\
+    python benchmarks/finetune/maze_region.py --box box1 --walls 0.3 --episodes 100 --seed 1000 \\
         --row base=pretrained/hd-pointmaze-large \\
         --row tfg=pretrained/hd-pointmaze-large:tfg --tfg '{"rho": 0.01, "mu": 0.03, "gamma": 0.001}' \\
         --row am-lam20=runs/finetune/hd-large-box1-lam20 --results benchmarks/finetune/results.csv

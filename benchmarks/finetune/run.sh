@@ -16,7 +16,8 @@ case "${1:-}" in
     case $BOX in
       box1) REGION='{"type": "avoid_box", "lo": [0.0, -0.5], "hi": [1.0, 0.5]}' ;;
       box2) REGION='{"type": "avoid_box", "lo": [4.0, -0.5], "hi": [5.0, 0.5]}' ;;
-      *) echo "BOX must be box1 or box2" >&2; exit 2 ;;
+      box3) REGION='{"type": "avoid_box", "lo": [0.0, -0.5], "hi": [0.5, 0.5]}' ;;
+      *) echo "BOX must be box1, box2 or box3" >&2; exit 2 ;;
     esac
     OBJECTIVE="[$REGION, {\"type\": \"maze_walls\", \"weight\": 0.3}]"
     TFG='{"recur_steps": 1, "iter_steps": 4, "rho": 0.01, "mu": 0.03, "gamma": 0.001}'  # searched on validation

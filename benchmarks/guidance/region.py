@@ -14,6 +14,8 @@ goal cell (7, 9), with another way round:
 - ``box1``: cell (4, 6), the passage from the left half down to row 5; the detour runs over the top and down the
   right column.
 - ``box2``: cell (4, 10), the right column; the detour runs through (4, 6).
+- ``box3``: the left half of box1's cell. Unlike box1 and box2 (whole corridor cells, which only another route
+  avoids), it can be passed on the right half of the same corridor (issue 14: what a fine-tune can bake in locally).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ BOXES = {
     "pointmaze-large": {
         "box1": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [1.0, 0.5]},
         "box2": {"type": "avoid_box", "lo": [4.0, -0.5], "hi": [5.0, 0.5]},
+        "box3": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [0.5, 0.5]},
     },
 }
 

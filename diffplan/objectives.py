@@ -11,8 +11,8 @@ horizon), tracking errors (speed, path) are averaged (they read as a mean square
 JSON form (``objective_from_spec``)::
 
     {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any"}
-    {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0}
-    {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0}
+    {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0, "between": 0}
+    {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0, "between": 0}
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
     {"type": "near_path", "points": [[x, y], [x, y], ...]}
     {"type": "critic", "path": "critic-folder"}             # diffplan.algorithms.critic's export (load_critic)
@@ -20,7 +20,8 @@ JSON form (``objective_from_spec``)::
 
 Every entry also takes ``"weight"`` (default 1) and, where it reads positions or velocities, ``"dims"`` (default:
 the task card's ``positions`` / ``forward_speed_dim`` / ``velocity_dims``); region and reach terms take
-``"sharpness"`` (1 / metres, default 10). A list of entries is their weighted sum.
+``"sharpness"`` (1 / metres, default 10); region terms take ``"between"`` (points scored on each segment between
+plan points, for sparse plans). A list of entries is their weighted sum.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def _norm(v: torch.Tensor) -> torch.Tensor:
 def box_depth(positions: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """(..., D) points, (D,) corners -> (...,) distance to the nearest face, > 0 inside the box ``lo <= p <= hi``."""
     return torch.minimum(positions - lo, hi - positions).min(dim=-1).values
+
+
+def along_segments(positions: torch.Tensor, between: int) -> torch.Tensor:
+    """(B, H, D) plan points -> (B, (H - 1) * (between + 1) + 1, D): ``between`` evenly spaced points added on the
+    straight segment between each pair of consecutive points (``between = 0`` returns ``positions``)."""
+    if between <= 0 or positions.shape[1] < 2:
+        return positions
+    a = torch.linspace(0, 1, between + 2, dtype=positions.dtype, device=positions.device)[:-1, None]  # (K + 1, 1)
+    segments = positions[:, :-1, None] * (1 - a) + positions[:, 1:, None] * a  # (B, H - 1, K + 1, D)
+    return torch.cat([segments.flatten(1, 2), positions[:, -1:]], dim=1)
 
 
 def soft_hinge(z: torch.Tensor, sharpness: float) -> torch.Tensor:
@@ -104,29 +115,37 @@ class Reach(_OnDims):
 
 
 class _Avoid(_OnDims):
-    """``-sum_h soft_hinge(depth_h + margin)``; depth > 0 inside the region (metres), < 0 outside."""
+    """``-sum_h soft_hinge(depth_h + margin)``; depth > 0 inside the region (metres), < 0 outside.
 
-    def __init__(self, dims: Sequence[int], margin: float, sharpness: float):
+    ``between > 0`` also scores ``between`` points on the straight segment between consecutive plan points, each
+    counting ``1 / (between + 1)`` of a plan point: sparse plans (a Hierarchical Diffuser's subgoals, 15 env steps
+    apart) cannot then step over the region with points on either side of it.
+    """
+
+    def __init__(self, dims: Sequence[int], margin: float, sharpness: float, between: int = 0):
         super().__init__(dims)
-        self.margin, self.sharpness = float(margin), float(sharpness)
+        if between < 0:
+            raise ValueError(f"'between' must be >= 0 (points added per segment), got {between}.")
+        self.margin, self.sharpness, self.between = float(margin), float(sharpness), int(between)
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def inside(self, plan: PlanFields) -> torch.Tensor:
-        """(B,) bool: some plan point lies inside the region (a violation)."""
-        return (self.depth(self.select(plan)) > 0).any(dim=1)
+        """(B,) bool: some plan point (or segment point, with ``between``) lies inside the region (a violation)."""
+        return (self.depth(along_segments(self.select(plan), self.between)) > 0).any(dim=1)
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
-        return -soft_hinge(self.depth(self.select(plan)) + self.margin, self.sharpness).sum(dim=1)
+        depth = self.depth(along_segments(self.select(plan), self.between))
+        return -soft_hinge(depth + self.margin, self.sharpness).sum(dim=1) / (self.between + 1)
 
 
 class AvoidBox(_Avoid):
     """Keep out of the axis-aligned box ``lo <= p <= hi``; depth = distance to the nearest face, inside."""
 
     def __init__(self, lo: Sequence[float], hi: Sequence[float], dims: Sequence[int], margin: float = 0.0,
-                 sharpness: float = 10.0):
-        super().__init__(dims, margin, sharpness)
+                 sharpness: float = 10.0, between: int = 0):
+        super().__init__(dims, margin, sharpness, between)
         lo_t, hi_t = torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32)
         if not bool((lo_t < hi_t).all()):
             raise ValueError(f"avoid_box: every 'lo' must be below 'hi', got lo={list(lo)}, hi={list(hi)}.")
@@ -141,8 +160,8 @@ class AvoidDisc(_Avoid):
     """Keep out of the disc (ball) of ``radius`` around ``center``; depth = radius - distance."""
 
     def __init__(self, center: Sequence[float], radius: float, dims: Sequence[int], margin: float = 0.0,
-                 sharpness: float = 10.0):
-        super().__init__(dims, margin, sharpness)
+                 sharpness: float = 10.0, between: int = 0):
+        super().__init__(dims, margin, sharpness, between)
         if radius <= 0:
             raise ValueError(f"avoid_disc: 'radius' must be positive, got {radius}.")
         self.register_buffer("center", torch.tensor(center, dtype=torch.float32))
@@ -263,8 +282,8 @@ class WeightedSum(Objective):
 # -- JSON form --------------------------------------------------------------------------------------------------
 _ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
     "reach": ({"target"}, {"radius", "at", "sharpness", "dims"}),
-    "avoid_box": ({"lo", "hi"}, {"margin", "sharpness", "dims"}),
-    "avoid_disc": ({"center", "radius"}, {"margin", "sharpness", "dims"}),
+    "avoid_box": ({"lo", "hi"}, {"margin", "sharpness", "dims", "between"}),
+    "avoid_disc": ({"center", "radius"}, {"margin", "sharpness", "dims", "between"}),
     "speed": ({"target"}, {"dims"}),
     "near_path": ({"points"}, {"dims"}),
     "critic": ({"path"}, set()),
@@ -298,11 +317,15 @@ def _one(spec: Any, task: Task) -> tuple[Objective, float]:
             value = np.array(np.nan)
         if not np.isfinite(value).all():
             raise ValueError(f"Objective {kind!r}: {key!r} must be finite numbers, got {args[key]!r}.")
+    if "between" in args and (isinstance(args["between"], bool) or not isinstance(args["between"], int)
+                              or args["between"] < 0):
+        raise ValueError(f"Objective {kind!r}: 'between' is a whole number of points per segment (>= 0), got "
+                         f"{args['between']!r}.")
     return _build(kind, args, task), float(spec.get("weight", 1.0))
 
 
 def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
-    opts = {k: args[k] for k in ("radius", "at", "sharpness", "margin") if k in args}
+    opts = {k: args[k] for k in ("radius", "at", "sharpness", "margin", "between") if k in args}
     if kind in ("reach", "avoid_box", "avoid_disc", "near_path"):
         dims = _dims(kind, args, task, task.positions, "position")
         coords = {"reach": ["target"], "avoid_box": ["lo", "hi"], "avoid_disc": ["center"],

@@ -92,6 +92,21 @@ def test_avoid_penalizes_points_inside_the_region_by_their_depth(region):
     assert region.inside(plan_of(obs)).tolist() == [False, True, True]
 
 
+def test_avoid_with_between_sees_a_sparse_plan_stepping_over_the_box():
+    spec = {"type": "avoid_box", "lo": [-0.2, -0.2], "hi": [0.2, 0.2]}
+    over = plan_of(torch.tensor([[[-1.0, 0.0, 0, 0], [1.0, 0.0, 0, 0]]], dtype=torch.float64))  # either side
+    past = plan_of(torch.tensor([[[-1.0, 1.0, 0, 0], [1.0, 1.0, 0, 0]]], dtype=torch.float64))  # segment misses it
+    task = load_task("pointmaze-umaze")
+    sparse, dense = objective_from_spec(spec, task), objective_from_spec({**spec, "between": 9}, task)
+    assert not sparse.inside(over) and sparse(over).item() > -1e-3
+    assert dense.inside(over) and dense(over).item() < -0.01
+    assert not dense.inside(past) and dense(past).item() > -1e-3
+    # a plan already dense along the segment scores the same with or without added points (per plan point)
+    line = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    fine = plan_of(torch.stack([line, torch.zeros_like(line), 0 * line, 0 * line], -1)[None])
+    torch.testing.assert_close(dense(fine), sparse(fine), rtol=0.15, atol=1e-3)
+
+
 def test_gradient_ascent_on_avoid_pushes_a_plan_out_of_the_box():
     box = AvoidBox([0.0, 0.0], [1.0, 1.0], [0, 1], margin=0.05)
     obs = torch.zeros(2, 6, 4)
@@ -164,6 +179,8 @@ def test_critic_spec_loads_a_saved_module(tmp_path):
     ({"type": "avoid_disc", "center": [0, 0], "radius": "big"}, "'radius' must be finite numbers"),
     ({"type": "near_path", "points": [[0, 0]]}, "K >= 2 points"),
     ({"type": "maze_walls", "lo": [0, 0]}, "unknown \\['lo'\\]"),
+    ({"type": "avoid_box", "lo": [0, 0], "hi": [1, 1], "between": 2.5}, "'between' is a whole number"),
+    ({"type": "avoid_box", "lo": [0, 0], "hi": [1, 1], "between": -1}, "'between' is a whole number"),
     ([], "at least one entry"),
 ])
 def test_bad_objective_specs_fail_in_one_line(spec, match):

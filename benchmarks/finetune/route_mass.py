@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--box", default="box1")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--seeds", default="0-19", help="reset seeds FIRST-LAST (default: validation 0-19)")
+    parser.add_argument("--between", type=int, default=0,
+                        help="also count the straight segments between subgoals, K points each (default: 0)")
     args = parser.parse_args()
 
     rows = {name: Planner.from_pretrained(folder) for name, _, folder in (r.partition("=") for r in args.row)}
@@ -55,6 +57,10 @@ def main() -> None:
     for name, planner in rows.items():
         torch.manual_seed(0)
         positions = planner.sample(context, n=args.samples).observations[..., :2]  # (seeds * samples, H, 2)
+        if args.between:
+            a = torch.linspace(0, 1, args.between + 2)[:-1, None]  # (K + 1, 1) fractions along a segment
+            segments = positions[:, :-1, None] * (1 - a) + positions[:, 1:, None] * a  # (N, H - 1, K + 1, 2)
+            positions = torch.cat([segments.flatten(1, 2), positions[:, -1:]], dim=1)
         inside = ((positions > lo) & (positions < hi)).all(-1).any(-1).float().view(len(seeds), args.samples)
         share = inside.mean(1)
         print(f"{name:5s}" + " ".join(f"{v:5.2f}" for v in share.tolist()) + f"  {share.mean():5.2f}")

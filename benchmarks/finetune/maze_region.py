@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--row", action="append", required=True, metavar="NAME=FOLDER[:METHOD]")
     parser.add_argument("--box", default="box1", help="a box of benchmarks/guidance/region.py, or objective JSON")
     parser.add_argument("--walls", type=float, default=0.3, help="weight of the maze_walls term in the objective")
+    parser.add_argument("--between", type=int, default=0,
+                        help="the box term also scores K points on each segment between plan points (default: 0)")
     parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON) for METHOD tfg")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000)
@@ -86,7 +88,8 @@ def main() -> None:
         meta = Planner.read_metadata(folder)
         task_name = meta["task"]["name"]
         region = BOXES.get(task_name, {}).get(args.box) or json.loads(args.box)
-        objective_spec = [region, {"type": "maze_walls", "weight": args.walls}] if args.walls else region
+        term = {**region, "between": args.between} if args.between else region
+        objective_spec = [term, {"type": "maze_walls", "weight": args.walls}] if args.walls else term
         spec = method_spec(method or "none", objective_spec, json.loads(args.tfg))
         planner = Planner.from_pretrained(folder, guidance=spec)
         result = evaluate(planner, planner.task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,

@@ -19,10 +19,12 @@ case "${1:-}" in
       box3) REGION='{"type": "avoid_box", "lo": [0.0, -0.5], "hi": [0.5, 0.5]}' ;;
       *) echo "BOX must be box1, box2 or box3" >&2; exit 2 ;;
     esac
-    OBJECTIVE="[$REGION, {\"type\": \"maze_walls\", \"weight\": 0.3}]"
+    BETWEEN=${BETWEEN:-0}  # points scored on each segment between subgoals (4: subgoals cannot step over the box)
+    TERM=$(python -c "import json, sys; print(json.dumps({**json.loads(sys.argv[1]), 'between': int(sys.argv[2])} if int(sys.argv[2]) else json.loads(sys.argv[1])))" "$REGION" "$BETWEEN")
+    OBJECTIVE="[$TERM, {\"type\": \"maze_walls\", \"weight\": 0.3}]"
     TFG='{"recur_steps": 1, "iter_steps": 4, "rho": 0.01, "mu": 0.03, "gamma": 0.001}'  # searched on validation
     SEED=${SEED:-1000}  # validation: SEED=0 EPISODES=20
-    out=runs/finetune/hd-large-$BOX
+    out=runs/finetune/hd-large-$BOX$([ "$BETWEEN" = 0 ] || echo "-between$BETWEEN")
     mkdir -p $out
     # the base on the chain the fine-tunes sample (DDPM, eta = 1): lambda = 0 keeps the model at the base
     [ -d $out/lam0-high ] || diffplan finetune --planner pretrained/hd-pointmaze-large/high --objective "$OBJECTIVE" \
@@ -37,7 +39,7 @@ case "${1:-}" in
         --contexts env --export $out/lam$lam-high
       rows+=(--row am-lam$lam=pretrained/hd-pointmaze-large+$out/lam$lam-high)
     done
-    python benchmarks/finetune/maze_region.py "${rows[@]}" --box $BOX --walls 0.3 --tfg "$TFG" --episodes "$EPISODES" \
+    python benchmarks/finetune/maze_region.py "${rows[@]}" --box $BOX --walls 0.3 --between $BETWEEN --tfg "$TFG" --episodes "$EPISODES" \
       --seed "$SEED" --results ${ROWS:-$RESULTS}
     ;;
   hopper)

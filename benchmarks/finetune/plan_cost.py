@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--row", action="append", required=True, metavar="NAME=FOLDER[:METHOD]")
     parser.add_argument("--objective", default=None, help="objective JSON for rows with a METHOD")
+    parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON) for METHOD tfg")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default="runs/eval/finetune/plan_cost.csv")
@@ -44,7 +45,7 @@ def main() -> None:
         name, _, target = row.partition("=")
         folder, _, method = target.partition(":")
         objective = json.loads(args.objective) if args.objective else None
-        spec = method_spec(method, objective) if method else None
+        spec = method_spec(method, objective, json.loads(args.tfg)) if method else None
         planners[name] = (folder, spec, Planner.from_pretrained(folder, guidance=spec))
     task = next(iter(planners.values()))[2].task
     obs, _ = make_eval_env(task).reset(seed=0)

@@ -29,15 +29,15 @@ case "${1:-}" in
     # the base on the chain the fine-tunes sample (DDPM, eta = 1): lambda = 0 keeps the model at the base
     [ -d $out/lam0-high ] || diffplan finetune --planner pretrained/hd-pointmaze-large/high --objective "$OBJECTIVE" \
       --lam 0 --steps 1 --num-inference-steps 5 --checkpoint-every 0 --export $out/lam0-high --quiet
-    rows=(--row base=pretrained/hd-pointmaze-large --row tfg=pretrained/hd-pointmaze-large:tfg)
-    rows+=(--row base-ddpm=pretrained/hd-pointmaze-large+$out/lam0-high)
+    rows=(--row $BOX-base=pretrained/hd-pointmaze-large --row $BOX-tfg=pretrained/hd-pointmaze-large:tfg)
+    rows+=(--row $BOX-base-ddpm=pretrained/hd-pointmaze-large+$out/lam0-high)
     for lam in ${LAMS:-5 20 80}; do
       # the high level (subgoals) only, on start/goal contexts of the evaluation env (reset seeds 10000000+); its
       # 5 steps keep the base's plan cost. ~8 CPU-minutes per 1000 steps; resumable with --ckpt-path
       [ -d $out/lam$lam-high ] || diffplan finetune --planner pretrained/hd-pointmaze-large/high \
         --objective "$OBJECTIVE" --lam $lam --lr 1e-4 --steps ${STEPS:-1000} --batch-size 32 --num-inference-steps 5 \
         --contexts env --export $out/lam$lam-high
-      rows+=(--row am-lam$lam=pretrained/hd-pointmaze-large+$out/lam$lam-high)
+      rows+=(--row $BOX-am-lam$lam=pretrained/hd-pointmaze-large+$out/lam$lam-high)
     done
     python benchmarks/finetune/maze_region.py "${rows[@]}" --box $BOX --walls 0.3 --between $BETWEEN --tfg "$TFG" --episodes "$EPISODES" \
       --seed "$SEED" --results ${ROWS:-$RESULTS}

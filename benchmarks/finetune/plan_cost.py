@@ -15,7 +15,6 @@ import argparse
 import csv
 import datetime
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from methods import method_spec  # benchmarks/guidance/methods.py
 from diffplan import Planner
 from diffplan.environments import make_eval_env
 from diffplan.evaluation.results import git_commit
-from diffplan.evaluation.rollout import plan_latency_ms
+from diffplan.evaluation.rollout import interleaved_plan_latency_ms
 
 
 def main() -> None:
@@ -49,11 +48,9 @@ def main() -> None:
         planners[name] = (folder, spec, Planner.from_pretrained(folder, guidance=spec))
     task = next(iter(planners.values()))[2].task
     obs, _ = make_eval_env(task).reset(seed=0)
-    times: dict[str, list[float]] = {name: [] for name in planners}
-    for _ in range(args.rounds):
-        for name, (_, _, planner) in planners.items():
-            times[name].append(plan_latency_ms(planner, obs, repeats=args.repeats))
-    first = statistics.median(times[next(iter(planners))])
+    times = interleaved_plan_latency_ms({name: p for name, (_, _, p) in planners.items()}, obs, args.rounds,
+                                        args.repeats)
+    first = times[next(iter(planners))]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
@@ -63,7 +60,7 @@ def main() -> None:
             writer.writerow(["date", "commit", "task", "name", "folder", "guidance", "plan_ms_b1", "ratio_to_first",
                              "torch_threads"])
         for name, (folder, spec, _) in planners.items():
-            ms = statistics.median(times[name])
+            ms = times[name]
             print(f"{name:20s} {ms:8.1f} ms  x{ms / first:.2f}")
             writer.writerow([datetime.date.today().isoformat(), git_commit(), task.name, name, folder,
                              json.dumps(spec) if spec else "", f"{ms:.2f}", f"{ms / first:.3f}",

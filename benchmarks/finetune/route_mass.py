@@ -25,6 +25,7 @@ from region import BOXES  # benchmarks/guidance/region.py: the boxes of issue 13
 
 from diffplan import Planner
 from diffplan.environments import make_eval_env
+from diffplan.objectives import along_segments
 from diffplan.planner import PlanContext
 
 
@@ -57,10 +58,7 @@ def main() -> None:
     for name, planner in rows.items():
         torch.manual_seed(0)
         positions = planner.sample(context, n=args.samples).observations[..., :2]  # (seeds * samples, H, 2)
-        if args.between:
-            a = torch.linspace(0, 1, args.between + 2)[:-1, None]  # (K + 1, 1) fractions along a segment
-            segments = positions[:, :-1, None] * (1 - a) + positions[:, 1:, None] * a  # (N, H - 1, K + 1, 2)
-            positions = torch.cat([segments.flatten(1, 2), positions[:, -1:]], dim=1)
+        positions = along_segments(positions, args.between)
         inside = ((positions > lo) & (positions < hi)).all(-1).any(-1).float().view(len(seeds), args.samples)
         share = inside.mean(1)
         print(f"{name:5s}" + " ".join(f"{v:5.2f}" for v in share.tolist()) + f"  {share.mean():5.2f}")

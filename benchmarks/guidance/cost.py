@@ -17,14 +17,13 @@ import datetime
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from methods import PRESETS, method_spec  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
 from diffplan.environments import make_eval_env
 from diffplan.evaluation.results import git_commit
-from diffplan.evaluation.rollout import plan_latency_ms
+from diffplan.evaluation.rollout import interleaved_plan_latency_ms
 from diffplan.tasks import load_task
 
 HERE = Path(__file__).parent
@@ -54,17 +53,15 @@ def main() -> None:
         spec = (method_spec("tfg", objective, TFG_1_1) if method == "tfg-1-1"
                 else method_spec(method, objective, tfg))
         planners[method] = (Planner.from_pretrained(args.planner, task=task, guidance=spec), spec)
-    times: dict[str, list[float]] = {m: [] for m in planners}
-    for _ in range(args.rounds):
-        for method, (planner, _spec) in planners.items():  # plan() steers with the planner's own guidance
-            times[method].append(plan_latency_ms(planner, obs, args.repeats))
-    unguided = float(np.median(times["none"])) if "none" in times else float("nan")
+    # plan() steers with the planner's own guidance
+    times = interleaved_plan_latency_ms({m: p for m, (p, _) in planners.items()}, obs, args.rounds, args.repeats)
+    unguided = times.get("none", float("nan"))
     out = Path(args.out)
     new_file = not out.exists()
     with out.open("a", newline="") as f:
         writer = None
         for method, (planner, spec) in planners.items():
-            ms = float(np.median(times[method]))
+            ms = times[method]
             row = {"date": datetime.date.today().isoformat(), "commit": git_commit(), "task": task.name,
                    "planner": args.planner, "method": method, "plan_ms": round(ms, 2),
                    "x_unguided": round(ms / unguided, 2), "threads": torch.get_num_threads(),

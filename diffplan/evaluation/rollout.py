@@ -102,6 +102,17 @@ def plan_latency_ms(planner: Planner, obs: object, repeats: int = 10) -> float:
     return 1e3 * float(np.median(times))
 
 
+def interleaved_plan_latency_ms(planners: dict[str, Planner], obs: object, rounds: int = 3, repeats: int = 10
+                                ) -> dict[str, float]:
+    """Median ``plan_latency_ms`` of each planner over ``rounds`` rounds, the planners interleaved within a round so
+    that drift of a shared machine hits all of them alike (compare them as ratios from one call)."""
+    times: dict[str, list[float]] = {name: [] for name in planners}
+    for _ in range(rounds):
+        for name, planner in planners.items():
+            times[name].append(plan_latency_ms(planner, obs, repeats))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def act_latency_ms(planner: Planner, task: Task, steps: int = 20, seed: int = 0) -> float:
     """Mean wall time of ``planner.act`` per env step at batch 1 in a live episode: replans, warm starts and
     actions between replans all count, so this is the cost of control. The first (cold) plan is left out."""

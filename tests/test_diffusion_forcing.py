@@ -122,6 +122,29 @@ def test_tokens_after_the_cut_are_pure_noise_at_the_top_level(tiny_diffusion_for
     assert not torch.equal(x_a[:, 1], x_b[:, 1])  # token 1 (before the cut) does
 
 
+def test_goal_pinning_keeps_the_last_kept_steps_position_clean(tiny_diffusion_forcing, monkeypatch):
+    module, dm = tiny_diffusion_forcing
+    torch.manual_seed(0)
+    pinned = DiffusionForcing(module.normalizer, module.horizon, frame_stack=3, num_train_timesteps=20, causal=False,
+                              goal_pinning=True, goal_dims=(0, 1),
+                              denoiser_kwargs={"d_model": 16, "depth": 2, "heads": 2, "emb_dim": 16})
+    seen = []
+    forward = pinned.denoiser.forward
+    monkeypatch.setattr(pinned.denoiser, "forward", lambda x, t, c=None: seen.append(x) or forward(x, t, c))
+    monkeypatch.setattr(pinned, "tail_mask", lambda b, device: torch.tensor([False, False, True, True]).expand(b, -1))
+    batch = first_batch(dm)
+    pinned.losses(batch)
+    x_t = unpack_tokens(seen[0], 3)
+    x0 = pinned.normalize_batch(batch)
+    goal = pinned.layout.channels("observations", [0, 1])
+    assert torch.equal(x_t[:, 5, goal], x0[:, 5, goal])  # step 5: the last of the 2 kept tokens
+    assert not torch.equal(x_t[:, 4, goal], x0[:, 4, goal]) and not torch.equal(x_t[:, 11, goal], x0[:, 11, goal])
+    assert pinned.to_planner(dm.task, 1).goal_inpainting is True  # sampling pins the goal where training did
+    assert module.to_planner(dm.task, 1).goal_inpainting is False
+    with pytest.raises(ValueError, match="causal=False"):
+        DiffusionForcing(module.normalizer, module.horizon, frame_stack=3, goal_pinning=True, goal_dims=(0, 1))
+
+
 @pytest.mark.parametrize("prediction_type", ["sample", "epsilon"])
 def test_min_snr_weight_caps_the_x0_error_weight_at_five(prediction_type):
     s = NoiseSchedule(20, prediction_type=prediction_type)

@@ -4,7 +4,9 @@
   over tokens with one noise level per token (causal by default, so a plan can be extended past its horizon).
 - Training draws an independent level per token, weights the loss by min(SNR, 5) (DF's), cuts each window at a
   random token and forces the tail to pure noise at a small loss weight (flexible horizon), and gives the first
-  token a low level half of the time (it plays the observed context at sampling time).
+  token a low level half of the time (it plays the observed context at sampling time). With ``goal_pinning`` (a
+  non-causal denoiser only) the goal dims of the last kept step are pinned clean, as Diffuser pins its goal, so
+  that ``goal_inpainting`` at sampling time is in distribution.
 - Sampling runs the one ``denoise`` loop over env steps ``(B, tokens * frame_stack, C)`` with a scheduling matrix
   (full sequence, pyramid, autoregressive) repeated over each token's steps; the denoiser sees tokens. The current
   observation is inpainted; in ``rollout`` the last tokens of the previous window are clean context (t = -1).
@@ -80,6 +82,9 @@ class DiffusionForcing(TrajectoryDiffusion):
         snr_clip: the min-SNR weight's cap (DF: 5).
         tail_weight: loss weight of the tokens after the random cut (0 disables the cut; DF: 0.05).
         low_noise_first: probability that the first token's level is drawn below K / 4 (DF: 0.5).
+        goal_pinning: pin the goal dims (``goal_dims``, the task's positions) of each window's last kept step to their
+            clean values in training, as ``goal_inpainting`` pins the goal at sampling time. Needs ``causal=False``:
+            a causal denoiser never lets earlier tokens see the end of the plan.
         inverse_dynamics_kwargs: also train an ``InverseDynamics`` head (its size: hidden, depth) on each window's
             first transition, for ``action_source="inverse_dynamics"`` (None: no head).
         denoiser_class, denoiser_kwargs: a transformer taking per-token timesteps (``TransformerDenoiser``).
@@ -88,7 +93,7 @@ class DiffusionForcing(TrajectoryDiffusion):
 
     def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
                  snr_clip: float = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
-                 inverse_dynamics_kwargs: dict[str, Any] | None = None,
+                 goal_pinning: bool = False, inverse_dynamics_kwargs: dict[str, Any] | None = None,
                  denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
                  denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
                  goal_dims: tuple[int, ...] = (), **kwargs: Any):
@@ -96,10 +101,14 @@ class DiffusionForcing(TrajectoryDiffusion):
             raise ValueError(f"horizon={horizon} must be a multiple (>= 2 tokens) of frame_stack={frame_stack}.")
         if kwargs.pop("value_head", False):
             raise ValueError("Diffusion Forcing has no value head; goals steer it by guidance.")
+        if goal_pinning and (causal or not goal_dims):
+            raise ValueError("goal_pinning needs causal=False (a causal denoiser cannot see the plan's end) and the "
+                             "task's goal_dims; set causal: false or drop goal_pinning.")
         self.frame_stack, self.causal = frame_stack, causal  # read by build_denoiser during super().__init__
         super().__init__(normalizer, horizon, denoiser_class=denoiser_class, denoiser_kwargs=denoiser_kwargs,
                          prediction_type=prediction_type, value_head=False, goal_dims=goal_dims, **kwargs)
         self.snr_clip, self.tail_weight, self.low_noise_first = snr_clip, tail_weight, low_noise_first
+        self.goal_pinning = goal_pinning
         self.inverse_dynamics = None if inverse_dynamics_kwargs is None else InverseDynamics(
             self.layout.obs_dim, self.layout.act_dim, **inverse_dynamics_kwargs)
 
@@ -115,14 +124,22 @@ class DiffusionForcing(TrajectoryDiffusion):
     def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> DiffusionForcingPlanner:
         if stride != 1:
             raise ValueError(f"Diffusion Forcing tokens pack consecutive env steps: train with stride 1, got {stride}.")
+        planner_kwargs.setdefault("goal_inpainting", self.goal_pinning)
         return DiffusionForcingPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser,
                                        inverse_dynamics=self.inverse_dynamics, schedule=self.schedule.config,
                                        horizon=self.horizon, frame_stack=self.frame_stack, **planner_kwargs)
 
-    def training_constraints(self, x0: torch.Tensor) -> Inpaint:
-        """The current observation (step 0) is known, as at sampling time."""
+    def training_constraints(self, x0: torch.Tensor, kept: torch.Tensor | None = None) -> Inpaint:
+        """The current observation (step 0) is known, as at sampling time; with ``goal_pinning`` also the goal dims
+        of the last kept step (``kept``: (B,) tokens before the cut; default all)."""
         mask = torch.zeros_like(x0, dtype=torch.bool)
         mask[:, 0, self.layout.channels("observations")] = True
+        if self.goal_pinning:
+            b = x0.shape[0]
+            last = (torch.full((b,), self.tokens, device=x0.device) if kept is None else kept) * self.frame_stack - 1
+            rows = torch.arange(b, device=x0.device)[:, None]
+            mask[rows, last[:, None], torch.tensor(self.layout.channels("observations", self.goal_dims),
+                                                   device=x0.device)[None]] = True
         return Inpaint(mask, x0)
 
     def sample_timesteps(self, x0: torch.Tensor) -> torch.Tensor:
@@ -141,9 +158,9 @@ class DiffusionForcing(TrajectoryDiffusion):
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x0 = self.normalize_batch(batch)
-        constraints = self.training_constraints(x0)
         fs, k = self.frame_stack, self.schedule.num_train_timesteps
         tail = self.tail_mask(x0.shape[0], x0.device)
+        constraints = self.training_constraints(x0, kept=(~tail).sum(1))
         t = torch.where(tail, k - 1, self.sample_timesteps(x0)).repeat_interleave(fs, 1)  # (B, H) per env step
         noise = torch.randn_like(x0)
         tail_steps = tail.repeat_interleave(fs, 1)[..., None]

@@ -156,6 +156,19 @@ def test_min_snr_weight_caps_the_x0_error_weight_at_five(prediction_type):
     torch.testing.assert_close(x0_weight, snr.clamp(max=5.0))
 
 
+def test_without_snr_clip_the_noisiest_level_keeps_its_loss_weight(tiny_diffusion_forcing, monkeypatch):
+    module, dm = tiny_diffusion_forcing
+    top = torch.full((8, module.tokens), module.schedule.num_train_timesteps - 1)
+    monkeypatch.setattr(module, "sample_timesteps", lambda x0: top)
+    monkeypatch.setattr(module, "tail_weight", 0.0)
+    losses = {}
+    for clip in (5.0, None):
+        monkeypatch.setattr(module, "snr_clip", clip)
+        torch.manual_seed(0)
+        losses[clip] = module.losses(first_batch(dm))["diffusion"].item()
+    assert losses[5.0] < 1e-2 * losses[None]  # min(SNR, 5) ~ 0 at the top level; the plain MSE is not
+
+
 def test_a_few_training_steps_lower_the_loss(tiny_diffusion_forcing, loss_drop):
     module, dm = tiny_diffusion_forcing
     copy = DiffusionForcing(module.normalizer, 12, frame_stack=3, num_train_timesteps=20,

@@ -79,7 +79,9 @@ class DiffusionForcing(TrajectoryDiffusion):
     Args:
         frame_stack: env steps per token (DF uses 10).
         causal: the transformer attends only to earlier tokens (needed for ``rollout``; DF v1.5 plans non-causal).
-        snr_clip: the min-SNR weight's cap (DF: 5).
+        snr_clip: the min-SNR weight's cap (DF: 5). None: the plain MSE of the prediction target, as Diffuser
+            trains. With x0 prediction min(SNR, 5) weights the noisiest levels by about 0, and there the pinned start
+            (and goal) must shape the plan; DF makes up for it with 200k steps of batch 1024.
         tail_weight: loss weight of the tokens after the random cut (0 disables the cut; DF: 0.05).
         low_noise_first: probability that the first token's level is drawn below K / 4 (DF: 0.5).
         goal_pinning: pin the goal dims (``goal_dims``, the task's positions) of each window's last kept step to their
@@ -92,7 +94,7 @@ class DiffusionForcing(TrajectoryDiffusion):
     """
 
     def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
-                 snr_clip: float = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
+                 snr_clip: float | None = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
                  goal_pinning: bool = False, inverse_dynamics_kwargs: dict[str, Any] | None = None,
                  denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
                  denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
@@ -168,7 +170,7 @@ class DiffusionForcing(TrajectoryDiffusion):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             prediction = token_model(self.denoiser, fs)(x_t, t).float()
         free = (~constraints.mask).float()
-        weight = free * min_snr_weight(self.schedule, t, x0, self.snr_clip)
+        weight = free if self.snr_clip is None else free * min_snr_weight(self.schedule, t, x0, self.snr_clip)
         weight = weight * torch.where(tail_steps, self.tail_weight, 1.0)
         target = self.make_target(x0, noise, t)
         out = {"diffusion": ((prediction - target) ** 2 * weight).sum() / free.sum()}

@@ -308,11 +308,17 @@ def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_ba
     assert (distances[1.0][..., -1].mean(0) < distances[0.0][..., -1].mean(0)).all()  # every row's end is closer
 
 
-def test_goal_inpainting_pins_the_last_position(diffusion_forcing_planner, obs_batch):
-    planner = diffusion_forcing_planner
-    planner.goal_inpainting, planner.guidance_scale = True, 0.0
+@pytest.mark.parametrize("goal_steps", [1, 3])
+def test_goal_inpainting_pins_the_last_goal_steps_positions(tiny_diffusion_forcing, obs_batch, goal_steps):
+    module, dm = tiny_diffusion_forcing
+    planner = module.to_planner(dm.task, 1, num_inference_steps=4, goal_inpainting=True, goal_steps=goal_steps,
+                                guidance_scale=0.0)
     plan = planner.plan(obs_batch, goal=GOAL, generator=gen(8))
-    torch.testing.assert_close(plan.observations[:, -1, :2], torch.tensor(GOAL, dtype=torch.float32).expand(3, 2))
+    goal = torch.tensor(GOAL, dtype=torch.float32).expand(3, goal_steps, 2)
+    torch.testing.assert_close(plan.observations[:, -goal_steps:, :2], goal)
+    assert not torch.allclose(plan.observations[:, -goal_steps - 1, :2], goal[:, 0])
+    with pytest.raises(ValueError, match="goal_steps"):
+        module.to_planner(dm.task, 1, goal_steps=module.horizon)
 
 
 # -- rollouts and the control loop ----------------------------------------------------------------------------------

@@ -265,7 +265,10 @@ class DiffusionForcingPlanner(Planner):
         eta: 0 = DDIM, 1 = DDPM-like ancestral noise.
         guidance_scale: goal guidance scale (0 = off; used only when a goal is given).
         mctg_samples: Monte-Carlo guidance samples of the future per step (1 = plain guidance).
-        goal_inpainting: also pin the goal position at the plan's last step.
+        goal_inpainting: also pin the goal position at the plan's last ``goal_steps`` steps.
+        goal_steps: how many last steps ``goal_inpainting`` pins at the goal (1: the last step; ``frame_stack``: the
+            whole last token, the ball resting at its goal, which a DF trained with independent token levels has
+            seen as a clean token).
         rollout_context: clean context tokens carried from one window to the next in ``rollout``.
         act_context: ``act`` plans after one clean context token of the last ``frame_stack`` executed steps
             (observations and the actions taken), as DF conditions on its past instead of on the current
@@ -282,7 +285,7 @@ class DiffusionForcingPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
                  uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
-                 goal_inpainting: bool = False, rollout_context: int = 1, act_context: bool = True,
+                 goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
                  **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
         super().__init__(task, **planner_kwargs)
@@ -304,6 +307,9 @@ class DiffusionForcingPlanner(Planner):
         self.num_inference_steps, self.scheduling, self.uncertainty, self.eta = (
             num_inference_steps, scheduling, uncertainty, eta)
         self.guidance_scale, self.mctg_samples, self.goal_inpainting = guidance_scale, mctg_samples, goal_inpainting
+        if not 1 <= goal_steps <= horizon - frame_stack:
+            raise ValueError(f"goal_steps={goal_steps} must be in [1, {horizon - frame_stack}].")
+        self.goal_steps = goal_steps
         self.rollout_context = rollout_context
         self.model_fn = token_model(denoiser, frame_stack)
         self._matrices: dict[tuple, torch.Tensor] = {}
@@ -354,7 +360,8 @@ class DiffusionForcingPlanner(Planner):
     def constraints(self, obs: torch.Tensor, like: torch.Tensor, goal: torch.Tensor | None = None,
                     context: torch.Tensor | None = None, pin_obs: bool = False) -> Inpaint:
         """The current observation at step 0, or whole clean ``context`` steps (B, K, C) normalized (and, with
-        ``pin_obs``, ``obs`` at the step after them); the goal position at the last step with ``goal_inpainting``."""
+        ``pin_obs``, ``obs`` at the step after them); the goal position at the last ``goal_steps`` steps with
+        ``goal_inpainting``."""
         c = Inpaint.empty(like)
         k = 0 if context is None else context.shape[1]
         if context is not None:
@@ -364,7 +371,9 @@ class DiffusionForcingPlanner(Planner):
             c.pin(k, self.layout.channels("observations"), self.normalizer.normalize("observations", obs))
         if goal is not None and self.goal_inpainting:
             dims = list(self.task.goal_dims)
-            c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
+            channels = self.layout.channels("observations", dims)
+            for step in range(-self.goal_steps, 0):
+                c.pin(step, channels, self.normalizer.normalize("observations", goal, dims))
         return c
 
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,

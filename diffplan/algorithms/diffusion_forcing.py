@@ -137,11 +137,9 @@ class DiffusionForcing(TrajectoryDiffusion):
         mask = torch.zeros_like(x0, dtype=torch.bool)
         mask[:, 0, self.layout.channels("observations")] = True
         if self.goal_pinning:
-            b = x0.shape[0]
-            last = (torch.full((b,), self.tokens, device=x0.device) if kept is None else kept) * self.frame_stack - 1
-            rows = torch.arange(b, device=x0.device)[:, None]
-            mask[rows, last[:, None], torch.tensor(self.layout.channels("observations", self.goal_dims),
-                                                   device=x0.device)[None]] = True
+            kept = torch.full((len(x0),), self.tokens, device=x0.device) if kept is None else kept
+            last_step = torch.arange(self.horizon, device=x0.device) == kept[:, None] * self.frame_stack - 1  # (B, H)
+            mask[:, :, self.layout.channels("observations", self.goal_dims)] |= last_step[..., None]
         return Inpaint(mask, x0)
 
     def sample_timesteps(self, x0: torch.Tensor) -> torch.Tensor:
@@ -372,8 +370,9 @@ class DiffusionForcingPlanner(Planner):
         if goal is not None and self.goal_inpainting:
             dims = list(self.task.goal_dims)
             channels = self.layout.channels("observations", dims)
+            goal_values = self.normalizer.normalize("observations", goal, dims)
             for step in range(-self.goal_steps, 0):
-                c.pin(step, channels, self.normalizer.normalize("observations", goal, dims))
+                c.pin(step, channels, goal_values)
         return c
 
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,

@@ -11,6 +11,7 @@ horizon), tracking errors (speed, path) are averaged (they read as a mean square
 JSON form (``objective_from_spec``)::
 
     {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any"}
+    {"type": "reach", "target": "goal"}                    # the episode's own goal (a dict observation's goal)
     {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0, "between": 0}
     {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0, "between": 0}
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
@@ -92,20 +93,40 @@ class Reach(_OnDims):
     the soft minimum over plan points (``at="any"``).
 
     Args:
-        target: (D,) point in environment units; ``dims`` the D observation dims it is compared with.
+        target: (D,) point in environment units; ``dims`` the D observation dims it is compared with. ``"goal"``:
+            each row's own goal, read from the plan's ``"goal"`` field (B, D), which planners fill from the
+            episode's goal (``GuidanceContext.goal``): a planner with no goal input can then be steered to
+            whatever goal each episode gives.
     """
 
-    def __init__(self, target: Sequence[float], dims: Sequence[int], radius: float = 0.0, at: str = "final",
+    def __init__(self, target: Sequence[float] | str, dims: Sequence[int], radius: float = 0.0, at: str = "final",
                  sharpness: float = 10.0):
         super().__init__(dims)
         if at not in ("final", "any"):
             raise ValueError(f"reach: 'at' is 'final' or 'any', got {at!r}.")
-        self.register_buffer("target", torch.tensor(target, dtype=torch.float32))
+        if isinstance(target, str) and target != "goal":
+            raise ValueError(f"reach: 'target' is a point or \"goal\" (the episode's goal), got {target!r}.")
+        self.episode_goal = target == "goal"
+        self.register_buffer("target", torch.zeros(len(self.dims)) if self.episode_goal
+                             else torch.tensor(target, dtype=torch.float32))
         self.radius, self.at, self.sharpness = float(radius), at, float(sharpness)
+
+    def goal(self, plan: PlanFields) -> torch.Tensor:
+        """(B, 1, D) or (D,) target the plan points are compared with."""
+        if not self.episode_goal:
+            return self.const("target", plan["observations"])
+        if "goal" not in plan:
+            raise ValueError("reach: target \"goal\" needs the episode's goal, and this plan has none; plan from a "
+                             "dict observation that holds the goal, or pass goal= to plan / act.")
+        goal = plan["goal"].to(plan["observations"].dtype)
+        if goal.shape[-1] != len(self.dims):
+            raise ValueError(f"reach: the goal has {goal.shape[-1]} coordinates but the reach dims are {self.dims}; "
+                             f"give \"dims\" matching the task's goal.")
+        return goal[:, None]
 
     def distance(self, plan: PlanFields) -> torch.Tensor:
         """(B,) distance to the target (final point, or the soft minimum over the plan)."""
-        d = _norm(self.select(plan) - self.const("target", plan["observations"]))  # (B, H)
+        d = _norm(self.select(plan) - self.goal(plan))  # (B, H)
         if self.at == "final":
             return d[:, -1]
         return -torch.logsumexp(-self.sharpness * d, dim=1) / self.sharpness
@@ -310,7 +331,10 @@ def _one(spec: Any, task: Task) -> tuple[Objective, float]:
     if missing or unknown:
         raise ValueError(f"Objective {kind!r}: missing {sorted(missing)}, unknown {sorted(unknown)}; it takes "
                          f"{sorted(required)} and optionally {sorted(optional | {'weight'})}.")
-    for key in set(args) & {"target", "lo", "hi", "center", "points", "radius", "margin", "sharpness"}:
+    numbers = {"target", "lo", "hi", "center", "points", "radius", "margin", "sharpness"}
+    if kind == "reach" and args.get("target") == "goal":
+        numbers.discard("target")
+    for key in set(args) & numbers:
         try:
             value = np.asarray(args[key], dtype=np.float64)
         except (TypeError, ValueError):
@@ -331,6 +355,8 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
         coords = {"reach": ["target"], "avoid_box": ["lo", "hi"], "avoid_disc": ["center"],
                   "near_path": []}[kind]
         for key in coords:
+            if args[key] == "goal" and kind == "reach":
+                continue
             if len(args[key]) != len(dims):
                 raise ValueError(f"Objective {kind!r}: {key!r} has {len(args[key])} coordinates but the position dims "
                                  f"are {dims}.")

@@ -141,3 +141,24 @@ def test_action_weight_scales_only_the_first_actions_loss():
     free = (~model.training_constraints(x0).mask).float().sum()
     first_action = error[:, 0, model.layout.channels("actions")].sum()
     assert losses[10.0] - losses[1.0] == pytest.approx(9 * first_action.item() / free.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("goal_pinning", [True, False])
+def test_diffuser_goal_pinning_decides_whether_the_goal_is_pinned_in_training_planning_and_reloads(
+        tiny_dataset, obs_batch, tmp_path, goal_pinning):
+    from diffplan.algorithms.diffuser import Diffuser
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=16, stride=2, batch_size=16, progress=False)
+    module = Diffuser(dm.normalizer, dm.horizon, denoiser_kwargs={"dim": 8, "dim_mults": [1, 2]}, value_head=False,
+                      goal_dims=dm.task.goal_dims, goal_pinning=goal_pinning, num_train_timesteps=20)
+    x0 = torch.randn(2, dm.horizon, module.layout.transition_dim)
+    mask = module.training_constraints(x0).mask
+    assert mask[:, 0, module.layout.channels("observations")].all()
+    assert bool(mask[:, -1].any()) == goal_pinning
+    planner = module.to_planner(dm.task, dm.stride, num_inference_steps=3)
+    goal = torch.tensor([[0.0, 1.0]] * 3)
+    plan = planner.plan(obs_batch, goal=goal, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(plan.observations[:, -1, :2], goal, atol=1e-5) == goal_pinning
+    planner.save_pretrained(tmp_path / "planner")
+    assert Diffuser.from_planner(tmp_path / "planner").goal_pinning == goal_pinning

@@ -77,6 +77,19 @@ def test_reach_is_higher_nearer_the_target_and_flat_inside_the_radius():
     assert reach(plan_of(obs))[3].item() == values[3]  # "final" only looks at the last point
 
 
+def test_reach_to_the_episode_goal_scores_each_row_against_its_own_goal():
+    obs = random_obs(dtype=torch.float32)
+    goals = torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, 0.0]])
+    to_goal = Reach("goal", [0, 1], radius=0.1)
+    values = to_goal({**plan_of(obs), "goal": goals})
+    for row, goal in enumerate(goals.tolist()):
+        assert values[row].item() == pytest.approx(Reach(goal, [0, 1], radius=0.1)(plan_of(obs))[row].item(), abs=1e-6)
+    built = objective_from_spec({"type": "reach", "target": "goal"}, load_task("pointmaze-umaze"))
+    assert built.episode_goal and built.dims == [0, 1]
+    with pytest.raises(ValueError, match="needs the episode's goal, and this plan has none"):
+        to_goal(plan_of(obs))
+
+
 @pytest.mark.parametrize("region", [AvoidBox([0.0, 0.0], [1.0, 1.0], [0, 1], sharpness=50.0),
                                     AvoidDisc([0.5, 0.5], 0.5, [0, 1], sharpness=50.0)])
 def test_avoid_penalizes_points_inside_the_region_by_their_depth(region):
@@ -175,6 +188,7 @@ def test_critic_spec_loads_a_saved_module(tmp_path):
     ({"type": "reach"}, "missing \\['target'\\]"),
     ({"type": "reach", "target": [0, 0], "tolerance": 1}, "unknown \\['tolerance'\\]"),
     ({"type": "reach", "target": [0, 0, 0]}, "3 coordinates but the position dims are \\[0, 1\\]"),
+    ({"type": "reach", "target": "home"}, "a point or \"goal\""),
     ({"type": "avoid_box", "lo": [1, 1], "hi": [0, 2]}, "'lo' must be below 'hi'"),
     ({"type": "avoid_disc", "center": [0, 0], "radius": "big"}, "'radius' must be finite numbers"),
     ({"type": "near_path", "points": [[0, 0]]}, "K >= 2 points"),

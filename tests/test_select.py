@@ -106,6 +106,35 @@ def test_every_planner_takes_guidance_specs_through_plan_act_and_from_pretrained
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_a_planner_without_goal_input_is_steered_to_each_episodes_own_goal(tiny_module, obs_batch):
+    module, dm = tiny_module
+    planner = module.to_planner(dm.task, dm.stride, num_inference_steps=5, goal_dims=[])
+    goals = torch.as_tensor(obs_batch[[2, 0, 1], :2], dtype=torch.float32)  # each row aims at another row's start
+    ignored = planner.plan(obs_batch, goal=goals, generator=gen(5))
+    torch.testing.assert_close(ignored.observations, planner.plan(obs_batch, generator=gen(5)).observations,
+                               rtol=0, atol=0)  # no goal pinning: the goal alone changes nothing
+    to_goal = {"type": "reach", "target": "goal"}
+
+    def final_distance(plan):
+        return (plan.observations[:, -1, :2] - goals).norm(dim=1)
+
+    steered = planner.plan(obs_batch, goal=goals, generator=gen(5),
+                           guidance={"method": "tfg", "rho": 0.0, "mu": 0.3, "objective": to_goal})
+    assert (final_distance(steered) < final_distance(ignored)).all()
+    for row in range(3):  # each row is steered exactly as a fixed target at its own goal would steer it
+        fixed = {"method": "tfg", "rho": 0.0, "mu": 0.3, "objective": {"type": "reach", "target": goals[row].tolist()}}
+        torch.testing.assert_close(planner.plan(obs_batch, generator=gen(5), guidance=fixed).observations[row],
+                                   steered.observations[row])
+    pool = planner.sample(PlanContext(obs=torch.as_tensor(obs_batch, dtype=torch.float32), goal=goals), 4,
+                          None, gen(6))
+    pool_distance = (pool.observations[:, -1, :2] - goals.repeat_interleave(4, 0)).norm(dim=1).view(3, 4)
+    chosen = planner.plan(obs_batch, goal=goals, generator=gen(6),
+                          guidance={"method": "select", "n": 4, "objective": to_goal})
+    torch.testing.assert_close(final_distance(chosen), pool_distance.min(1).values)
+    with pytest.raises(ValueError, match="this plan has none"):
+        planner.plan(obs_batch, guidance={"method": "select", "n": 4, "objective": to_goal})
+
+
 @pytest.mark.parametrize("spec, match", [
     ({"method": "tfg"}, "the objective is missing"),
     ({"method": "dps", "mu": 1.0, "objective": REACH}, "unknown \\['mu'\\]"),

@@ -21,9 +21,24 @@ from diffplan.tasks import Task
 
 
 class Diffuser(TrajectoryDiffusion):
-    """The Diffuser objective is the base objective: x0 prediction over [actions, observations]."""
+    """The Diffuser objective is the base objective: x0 prediction over [actions, observations].
+
+    Args:
+        goal_pinning: pin the goal dims (``goal_dims``, linked from the task) of each window's last point to their
+            clean values in training, and the episode's goal there at sampling time. False trains a planner with
+            no goal input: it plans from the start state alone, and goals reach it only through test-time
+            guidance (``{"type": "reach", "target": "goal"}``).
+        Other arguments: as ``TrajectoryDiffusion``.
+    """
+
+    def __init__(self, normalizer: Normalizer, horizon: int, goal_pinning: bool = True, goal_dims: tuple[int, ...] = (),
+                 **kwargs: Any):
+        super().__init__(normalizer, horizon, goal_dims=goal_dims if goal_pinning else (), **kwargs)
+        self.goal_pinning = goal_pinning
 
     def to_planner(self, task: Task, stride: int, **planner_kwargs: Any) -> DiffuserPlanner:
+        if not self.goal_pinning:
+            planner_kwargs.setdefault("goal_dims", [])
         return DiffuserPlanner(task=task, normalizer=self.normalizer, denoiser=self.denoiser, value=self.value,
                                schedule=self.schedule.config, horizon=self.horizon, stride=stride, **planner_kwargs)
 
@@ -32,7 +47,7 @@ class Diffuser(TrajectoryDiffusion):
         if not isinstance(planner, DiffuserPlanner):
             raise TypeError(f"Diffuser.from_planner needs a DiffuserPlanner folder, got a {type(planner).__name__}.")
         arguments = {"normalizer": planner.normalizer, "horizon": planner.horizon, "value_head": planner.value is not None,
-                     "goal_dims": tuple(planner.goal_dims), **denoiser_arguments(planner)}
+                     "goal_pinning": bool(planner.goal_dims), "goal_dims": tuple(planner.goal_dims), **denoiser_arguments(planner)}
         return arguments, sampler_settings(planner, ("schedule", "horizon"))
 
 
@@ -48,7 +63,8 @@ class DiffuserPlanner(Planner):
         n_samples: plans sampled per observation; the one with the highest value is kept.
         jit: run a traced, frozen copy of the denoiser (one per input shape): faster on CPU at batch 1, same
             plans up to float rounding. The copy is made at the first plan, so set it on a trained planner.
-        goal_dims: observation dims the goal pins at the last plan point (default: the task's, e.g. x, y).
+        goal_dims: observation dims the goal pins at the last plan point (default: the task's, e.g. x, y; ``[]``
+            for a planner trained without goal pinning, which leaves the goal to guidance).
     """
 
     components = ("normalizer", "denoiser", "value")
@@ -88,7 +104,7 @@ class DiffuserPlanner(Planner):
         """Start state at plan point 0; goal position at the last plan point."""
         c = Inpaint.empty(like).pin(0, self.layout.channels("observations"),
                                     self.normalizer.normalize("observations", obs))
-        if goal is not None:
+        if goal is not None and self.goal_dims:
             dims = self.goal_dims
             c.pin(-1, self.layout.channels("observations", dims), self.normalizer.normalize("observations", goal, dims))
         return c
@@ -118,7 +134,7 @@ class DiffuserPlanner(Planner):
         x = denoise(self.model_fn(guidance is not None and guidance.needs_grad), self.schedule, noise, self.timesteps,
                     constraints=self.constraints(x_obs, g, noise), guidance=guidance, eta=self.eta,
                     clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
-                    context={"normalizer": self.normalizer, "layout": self.layout})
+                    context={"normalizer": self.normalizer, "layout": self.layout, "goal": g})
         values = self.value(x, torch.zeros(b, dtype=torch.long, device=device)) if self.value is not None else None
         if self.n_samples > 1:
             groups = torch.arange(b // self.n_samples, device=device) * self.n_samples

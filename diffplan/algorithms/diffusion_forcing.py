@@ -388,7 +388,7 @@ class DiffusionForcingPlanner(Planner):
         return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),
                        constraints=self.constraints(obs, noise, goal, context, pin_obs), guidance=guidance, eta=self.eta,
                        clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
-                       context={"normalizer": self.normalizer, "layout": self.layout})
+                       context={"normalizer": self.normalizer, "layout": self.layout, "goal": goal})
 
     def to_plan(self, x: torch.Tensor) -> Plan:
         fields = self.layout.unpack(x)

@@ -41,6 +41,8 @@ class GuidanceContext:
             e.g. TFG's; None in hand-built contexts).
         constraints: the inpainting constraints (None: nothing pinned); ``mask`` is their (B, H, C) bool mask.
         normalizer, layout: map packed normalized samples to environment units (None in bare ``denoise`` calls).
+        goal: (B, goal_dim) the episode's goals in environment units, or None; ``to_env`` hands them to objectives
+            as ``"goal"`` (``{"type": "reach", "target": "goal"}``).
         generator: the sampler's randomness (for hooks that draw noise).
         scratch: per-step storage for hooks that act at two hook points (cleared every step).
     """
@@ -58,15 +60,20 @@ class GuidanceContext:
     coefficients: StepCoefficients | None = None
     scratch: dict[str, Any] = field(default_factory=dict)
     timesteps: torch.Tensor | None = None
+    goal: torch.Tensor | None = None
 
     def to_env(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Packed normalized (B, H, C) -> {"observations": (B, H, O), "actions": (B, H, A)} in environment units
-        (differentiable, so objectives can be written in metres and m/s)."""
+        (differentiable, so objectives can be written in metres and m/s), plus ``"goal"`` (B, goal_dim) when the
+        context has goals. ``x`` may stack k copies of the batch (k * B rows, copy-major, as TFG's perturbations)."""
         if self.normalizer is None or self.layout is None:
             raise ValueError("This sampling call has no normalizer/layout; sample through a Planner to use "
                              "objectives in environment units.")
         fields = self.layout.unpack(x)
-        return {name: self.normalizer.unnormalize(name, v) for name, v in fields.items() if v.shape[-1]}
+        env = {name: self.normalizer.unnormalize(name, v) for name, v in fields.items() if v.shape[-1]}
+        if self.goal is not None:
+            env["goal"] = self.goal.repeat(x.shape[0] // self.goal.shape[0], 1).to(x.dtype)
+        return env
 
     def from_env(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
         """The inverse of ``to_env``."""

@@ -49,13 +49,15 @@ class Select(Guidance):
         """One plan per context row: the best of ``n`` drawn by ``planner.sample`` with ``guidance`` and this
         selection's own per-step guidance."""
         plans = planner.sample(context, self.n, compose(guidance, self.guidance), generator)
-        scores = self.scores(plans).view(-1, self.n)
+        goal = None if context.goal is None else context.goal.to(plans.observations.device).repeat_interleave(self.n, 0)
+        scores = self.scores(plans, goal).view(-1, self.n)
         best = torch.arange(scores.shape[0], device=scores.device) * self.n + scores.argmax(dim=1)
         return plans.rows(best)
 
-    def scores(self, plans: Plan) -> torch.Tensor:
-        """(B,) objective values of plans."""
-        return self.objective({"observations": plans.observations, "actions": plans.actions})
+    def scores(self, plans: Plan, goal: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) objective values of plans; ``goal`` (B, goal_dim) for objectives that read the episode's goal."""
+        fields = {"observations": plans.observations, "actions": plans.actions}
+        return self.objective(fields if goal is None else {**fields, "goal": goal})
 
 
 def split_select(guidance: Guidance | None) -> tuple[Select | None, Guidance | None]:

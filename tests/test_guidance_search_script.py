@@ -67,3 +67,22 @@ def test_table_method_names_build_specs_every_planner_accepts(diffuser_planner):
     assert nested["n"] == 32 and nested["guidance"] == {"method": "tfg", "mu": 0.3, "objective": objective}
     with pytest.raises(ValueError, match="Unknown method 'selectall'"):
         methods.method_spec("selectall", objective)
+
+
+def test_new_goal_table_steers_a_goal_less_planner_and_writes_one_row_per_method(tiny_module, tmp_path,
+                                                                                  monkeypatch, capsys):
+    module, dm = tiny_module
+    module.to_planner(dm.task, dm.stride, num_inference_steps=3, goal_dims=[]).save_pretrained(tmp_path / "nogoal")
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("guidance_new_goal", SCRIPT.parent / "new_goal.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "rows.csv"
+    monkeypatch.setattr("sys.argv", ["new_goal.py", str(tmp_path / "nogoal"), "--methods", "none", "select2",
+                                     "--episodes", "2", "--seed", "0", "--results", str(out)])
+    script.main()
+    rows = list(csv.DictReader(out.open()))
+    assert [r["planner"] for r in rows] == ["nogoal-goal-none", "nogoal-goal-select2"]
+    assert all(r["protocol"] == "random_pairs" and r["controller_share"] != "" for r in rows)
+    assert '"target": "goal"' in rows[1]["notes"] and "guidance" not in rows[0]["notes"]
+    assert "select2" in capsys.readouterr().out

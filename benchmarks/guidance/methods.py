@@ -7,7 +7,12 @@ plans by the objective) and ``tfg+select<N>`` (best of N TFG-guided plans).
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from diffplan import Planner
+from diffplan.evaluation.results import append_row, result_row
+from diffplan.evaluation.rollout import EvaluationResult, evaluate
 
 PRESETS = ("dps", "lgd", "freedom", "mpgd", "ugd")
 ALL_METHODS = ("none", *PRESETS, "tfg", "select8", "select32", "tfg+select32")
@@ -27,3 +32,34 @@ def method_spec(method: str, objective: Any, tfg: dict[str, Any] | None = None) 
             spec = {"method": "select", "n": int(method[len(prefix):]), "objective": objective}
             return {**spec, "guidance": inner} if inner else spec
     raise ValueError(f"Unknown method {method!r}: use none, {', '.join(PRESETS)}, tfg, select<N> or tfg+select<N>.")
+
+
+def run_methods(planner_path: str, objective: Any, methods: list[str], tfg: dict[str, Any] | None, label: str,
+                prefix: str, results: str, notes: str = "", overrides: dict[str, Any] | None = None,
+                **evaluate_kwargs: Any) -> dict[str, EvaluationResult]:
+    """Evaluate ``planner_path`` steered by each method toward ``objective``, on the same reset seeds.
+
+    Prints one line per method and appends its row ``<prefix>-<label>-<method>`` to ``results``.
+    ``evaluate_kwargs`` go to ``diffplan.evaluation.rollout.evaluate`` (episodes, seed, num_envs, protocol,
+    violation); the row's notes carry ``notes``, the guidance spec, the violation region and the overrides.
+    """
+    meta = Planner.read_metadata(planner_path)
+    overrides = overrides or {}
+    out = {}
+    for method in methods:
+        spec = method_spec(method, objective, tfg)
+        planner = Planner.from_pretrained(planner_path, guidance=spec, **overrides)
+        result = evaluate(planner, planner.task, progress=False, **evaluate_kwargs)
+        s = result.summary()
+        share = f" controller {s['controller_share']:.0f}%" if result.controller_returns is not None else ""
+        violation = f" violation {s['violation']:.2f}" if result.violations is not None else ""
+        print(f"{label} {method:14s}{violation} success {s['success']:.2f}{share} score {s['score_mean']:.1f} "
+              f"plan {s['plan_ms_b1']:.0f} ms", flush=True)
+        extra = {k: v for k, v in evaluate_kwargs.items() if k == "violation"}
+        row_notes = " ".join(filter(None, [notes, f"guidance={json.dumps(spec)}" if spec else "",
+                                           *(f"{k}={json.dumps(v)}" for k, v in extra.items()),
+                                           f"set={json.dumps(overrides)}" if overrides else ""]))
+        append_row(results, result_row(result, planner, f"{prefix}-{label}-{method}", planner_path,
+                                       evaluate_kwargs.get("seed", 1000), meta, row_notes))
+        out[method] = result
+    return out

@@ -24,11 +24,9 @@ import argparse
 import json
 from pathlib import Path
 
-from methods import ALL_METHODS, method_spec  # benchmarks/guidance/methods.py
+from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
-from diffplan.evaluation.results import append_row, result_row
-from diffplan.evaluation.rollout import evaluate
 
 BOXES = {
     "pointmaze-large": {
@@ -58,28 +56,14 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    meta = Planner.read_metadata(args.planner)
-    task_name = meta["task"]["name"]
-    boxes = BOXES.get(task_name, {})
-    tfg = json.loads(args.tfg)
+    boxes = BOXES.get(Planner.read_metadata(args.planner)["task"]["name"], {})
     prefix = args.name or Path(args.planner).name
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
         objective = [region, {"type": "maze_walls", "weight": args.walls}] if args.walls else region
-        for method in args.methods:
-            spec = method_spec(method, objective, tfg)
-            planner = Planner.from_pretrained(args.planner, guidance=spec, **overrides)
-            result = evaluate(planner, planner.task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
-                              progress=False, violation=region)
-            s = result.summary()
-            print(f"{box} {method:14s} violation {s['violation']:.2f} success {s['success']:.2f} "
-                  f"score {s['score_mean']:.1f} plan {s['plan_ms_b1']:.0f} ms", flush=True)
-            notes = " ".join(filter(None, [args.notes, f"box={box}", f"guidance={json.dumps(spec)}" if spec else "",
-                                           f"violation={json.dumps(region)}",
-                                           f"set={json.dumps(overrides)}" if overrides else ""]))
-            append_row(args.results, result_row(result, planner, f"{prefix}-{box}-{method}", args.planner, args.seed,
-                                                meta, notes))
-
+        run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
+                    " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,
+                    num_envs=args.num_envs, violation=region)
 
 if __name__ == "__main__":
     main()

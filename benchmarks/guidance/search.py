@@ -53,8 +53,10 @@ def tfg_spec(params: dict[str, float], objective: Any, base: dict[str, Any] | No
 
 
 def rollout_scorer(planner: Planner, task: Task, episodes: int, seed: int, num_envs: int,
-                   objective: Any = None) -> Scorer:
-    """``spec -> evaluate(...).summary()`` with ``planner`` steered by ``spec`` (None: unguided).
+                   objective: Any = None, protocol: str = "task") -> Scorer:
+    """``spec -> evaluate(...).summary()`` with ``planner`` steered by ``spec`` (None: unguided), on the episodes
+    of ``protocol`` (``"random_pairs"``: per-episode start and goal cells, e.g. for ``{"type": "reach", "target":
+    "goal"}``; the summary then has ``controller_share``).
 
     When ``objective`` has avoid-region terms, the summary also has ``violation`` (share of episodes whose path
     enters a region) and ``safe_success`` (share that reach the goal without entering one).
@@ -68,7 +70,7 @@ def rollout_scorer(planner: Planner, task: Task, episodes: int, seed: int, num_e
         planner.guidance = guidance_from_spec(spec, planner) if spec is not None else None
         try:
             result = evaluate(planner, task, episodes=episodes, seed=seed, num_envs=num_envs, progress=False,
-                              violation=regions)
+                              violation=regions, protocol=protocol)
         finally:
             planner.guidance = saved
         summary = {k: float(v) for k, v in result.summary().items() if isinstance(v, (int, float))}  # not protocol
@@ -148,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=10, help="validation seeds per candidate")
     p.add_argument("--seed", type=int, default=0, help="first validation reset seed (below 1000)")
     p.add_argument("--num-envs", type=int, default=10)
+    p.add_argument("--protocol", default="task", help="rollout episodes: task or random_pairs (diffplan evaluate)")
     p.add_argument("--base", default='{"recur_steps": 1, "iter_steps": 4}', help="fixed TFG settings (JSON)")
     p.add_argument("--select", type=int, default=None, help="search TFG inside a select over N samples")
     p.add_argument("--space", default=None,
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     planner = Planner.from_pretrained(args.planner, task=args.task)
     task = load_task(args.task) if args.task else planner.task
     if args.score == "rollout":
-        scorer = rollout_scorer(planner, task, args.episodes, args.seed, args.num_envs, objective)
+        scorer = rollout_scorer(planner, task, args.episodes, args.seed, args.num_envs, objective, args.protocol)
     else:
         scorer = plan_scorer(planner, task, objective, args.episodes, args.seed)
     metric = args.metric or {"rollout": "score_mean", "plan": "objective"}[args.score]

@@ -122,6 +122,17 @@ class PlanContext:
                        since_previous=move(self.since_previous),
                        previous=None if self.previous is None else self.previous._map(move))
 
+    def repeat_rows(self, n: int) -> PlanContext:
+        """Each row repeated ``n`` times in place (row b becomes rows b*n .. b*n + n - 1), every field and the
+        previous plan with it: the context of ``n`` candidates per row."""
+        if n == 1:
+            return self
+        rep = (lambda v: v.repeat_interleave(n, 0) if isinstance(v, torch.Tensor) else v)
+        return replace(self, obs=rep(self.obs), goal=rep(self.goal), history=rep(self.history),
+                       history_mask=rep(self.history_mask), history_actions=rep(self.history_actions),
+                       since_previous=rep(self.since_previous),
+                       previous=None if self.previous is None else self.previous._map(rep))
+
 
 class Planner(nn.Module, Configurable):
     """Base class: observation checks, the act/replan loop, the action source and the folder format.

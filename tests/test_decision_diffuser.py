@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from diffplan.data.normalizer import Normalizer
 from diffplan.guidance.cfg import ClassifierFreeGuidance
 from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.nn.unet import TemporalUnet
+from diffplan.planner import PlanContext
 
 
 @pytest.fixture()
@@ -222,3 +225,18 @@ def test_return_condition_is_the_current_states_return_to_go_not_the_windows_fir
     value = condition_value("returns", batch, module.normalizer, history)
     current = torch.tensor([[w.returns_to_go[w.starts[i] + history]]])
     torch.testing.assert_close(value, module.normalizer.normalize("returns", current))
+
+
+def test_every_candidate_of_a_warm_started_replan_starts_from_its_rows_previous_plan(tiny_decision_diffuser,
+                                                                                     obs_batch):
+    module, dm = tiny_decision_diffuser
+    warm = module.to_planner(dm.task, 1, num_inference_steps=4, warm_start=3)
+    warm.reset(seed=0)
+    warm.act(obs_batch)
+    previous = warm.current_plan
+    context = PlanContext(obs=torch.as_tensor(obs_batch + 0.01, dtype=torch.float32), previous=previous,
+                          since_previous=torch.ones(3, dtype=torch.long))
+    shifted = torch.cat([previous.normalized[:, 1:], previous.normalized[:, -1:]], dim=1).repeat_interleave(2, 0)
+    candidates = warm.sample(context, 2, None, torch.Generator().manual_seed(1))  # e.g. sample-and-select's
+    cold = warm.sample(replace(context, previous=None), 2, None, torch.Generator().manual_seed(1))
+    assert (candidates.normalized - shifted).abs().mean() < 0.5 * (cold.normalized - shifted).abs().mean()

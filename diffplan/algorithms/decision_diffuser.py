@@ -236,11 +236,7 @@ class DecisionDiffuserPlanner(Planner):
         """States from the current one (and its history) on; warm-started in ``act`` (see ``warm_start``)."""
         device = self.device
         context = context.to(device)
-        if n > 1:
-            context = PlanContext(obs=context.obs.repeat_interleave(n, 0),
-                                  history=None if context.history is None else context.history.repeat_interleave(n, 0),
-                                  history_mask=None if context.history_mask is None
-                                  else context.history_mask.repeat_interleave(n, 0))
+        context = context.repeat_rows(n)  # n candidates per row, each warm-started from the row's previous plan
         b = context.batch_size
         noise = randn((b, self.horizon, self.obs_dim), generator, device)
         x_start, timesteps = self.warm_start_from(context, noise)

@@ -2,7 +2,13 @@
 
     pip install --no-deps d3rlpy==2.8.1 && pip install structlog colorama dataclasses-json h5py scikit-learn gym
     python benchmarks/locomotion/baselines.py hopper-medium --algo bc --steps 50000
-    python benchmarks/locomotion/baselines.py hopper-medium --algo iql --steps 100000
+    python benchmarks/locomotion/baselines.py walker2d-medium --algo iql --steps 100000 --eval-every 25000 \
+        --train-seed 1 --episodes 30
+
+With ``--eval-every K`` the policy is scored every K gradient steps during the one training run (a learning curve:
+has the score stopped rising?): each checkpoint writes a row on the validation seeds 0..9 to
+``benchmarks/locomotion/validation.csv`` and a row on ``--episodes`` test seeds to ``--results``, each with its
+step count. Every checkpoint's row is kept; none is picked as "the best".
 
 d3rlpy pins gymnasium 1.0, which the MuJoCo v5 envs here do not use, hence the ``--no-deps`` install (it is
 not a dependency of diffplan). The data comes from the same local Minari dataset (``minari.load_dataset``),
@@ -91,25 +97,47 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000, help="reset seed of the first evaluation episode")
     parser.add_argument("--num-envs", type=int, default=5)
     parser.add_argument("--results", default="benchmarks/locomotion/results.csv")
+    parser.add_argument("--validation", default="benchmarks/locomotion/validation.csv")
+    parser.add_argument("--train-seed", type=int, default=0, help="d3rlpy.seed of the training run")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="also score every K gradient steps (a learning curve; 0: only at the end)")
     args = parser.parse_args()
+    if args.eval_every and (args.eval_every < 0 or args.steps % args.eval_every):
+        parser.error(f"--eval-every {args.eval_every} must divide --steps {args.steps}.")
     import d3rlpy
 
     task = load_task(args.task)
-    d3rlpy.seed(0)
+    d3rlpy.seed(args.train_seed)
     torch.set_num_threads(1)
     data = mdp_dataset(task)
     algo = make_algo(args.algo)
-    t0 = time.perf_counter()
-    algo.fit(data, n_steps=args.steps, n_steps_per_epoch=min(args.steps, 10_000), show_progress=True,
-             logger_adapter=d3rlpy.logging.NoopAdapterFactory(), save_interval=10**9)
-    minutes = (time.perf_counter() - t0) / 60
     name = f"{args.algo}-{task.name}"
+    source = f"d3rlpy {d3rlpy.__version__}"
     planner = ReactivePolicy(task, data.episodes[0].observations.shape[1], algo.predict, name)
-    result = evaluate(planner, task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs)
-    print(result)
-    append_row(args.results, result_row(result, planner, name, f"d3rlpy {d3rlpy.__version__}", args.seed,
-                                        {"train_minutes": round(minutes, 2), "train_steps": args.steps},
-                                        notes=f"d3rlpy {args.algo.upper()}, {args.steps} gradient steps, seed 0"))
+    t0 = time.perf_counter()
+    training = [0.0]  # minutes spent training, evaluations excluded
+
+    def score(steps: int) -> None:
+        training[0] += (time.perf_counter() - t0) / 60
+        meta = {"train_minutes": round(training[0], 2), "train_steps": steps}
+        notes = f"d3rlpy {args.algo.upper()}, {steps} gradient steps, training seed {args.train_seed}"
+        runs = [(args.validation, 0, 10, "validation: ")] if args.eval_every else []
+        for path, seed, episodes, prefix in [*runs, (args.results, args.seed, args.episodes, "")]:
+            result = evaluate(planner, task, episodes=episodes, seed=seed, num_envs=args.num_envs, progress=False)
+            print(f"{steps} steps, seeds {seed}+: {result}", flush=True)
+            append_row(path, result_row(result, planner, name, source, seed, meta, notes=prefix + notes))
+
+    def at_epoch_end(algo: Any, epoch: int, total_step: int) -> None:
+        nonlocal t0
+        if args.eval_every and total_step % args.eval_every == 0:
+            score(total_step)
+            t0 = time.perf_counter()
+
+    algo.fit(data, n_steps=args.steps, n_steps_per_epoch=args.eval_every or min(args.steps, 10_000),
+             show_progress=True, logger_adapter=d3rlpy.logging.NoopAdapterFactory(), save_interval=10**9,
+             epoch_callback=at_epoch_end)
+    if not args.eval_every:
+        score(args.steps)
 
 
 if __name__ == "__main__":

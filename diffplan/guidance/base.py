@@ -72,7 +72,11 @@ class GuidanceContext:
         fields = self.layout.unpack(x)
         env = {name: self.normalizer.unnormalize(name, v) for name, v in fields.items() if v.shape[-1]}
         if self.goal is not None:
-            env["goal"] = self.goal.repeat(x.shape[0] // self.goal.shape[0], 1).to(x.dtype)
+            copies, rest = divmod(x.shape[0], self.goal.shape[0])
+            if rest:
+                raise ValueError(f"The sample has {x.shape[0]} rows, not a multiple of the {self.goal.shape[0]} "
+                                 f"goals; pass one goal per sampled row.")
+            env["goal"] = self.goal.repeat(copies, 1).to(x.dtype)
         return env
 
     def from_env(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:

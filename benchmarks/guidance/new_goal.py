@@ -5,9 +5,10 @@
         --methods none dps tfg select8 --tfg '{"mu": 0.3}' --results benchmarks/guidance/results.csv
 
 Episodes follow the ``random_pairs`` protocol (start and goal cells drawn from each reset seed, the same pairs in
-every row), and every method steers by ``{"type": "reach", "target": "goal"}``: the objective reads each episode's
-goal from the observation, the planner never sees it. The rows report success and the share of the noise-free
-controller's return on the same pairs; the unguided row shows what the planner does on its own. Rows go to
+every row), and every method steers by ``{"type": "reach", "target": "goal"}`` (or ``--objective``): the objective
+reads each episode's goal from the observation, the planner never sees it. The rows report success and the share of
+the noise-free controller's return on the same pairs; the unguided row shows what the planner does on its own. Rows
+go to
 ``--results`` (default ``runs/eval/guidance/results.csv``, untracked) as ``<planner>-goal-<method>``.
 """
 
@@ -27,7 +28,8 @@ def main() -> None:
     parser.add_argument("planner")
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
     parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON), e.g. the searched setting")
-    parser.add_argument("--reach", default="{}", help="extra reach arguments (JSON), e.g. '{\"at\": \"any\"}'")
+    parser.add_argument("--objective", default=json.dumps(REACH_GOAL),
+                        help="the objective (JSON); it should read the episode's goal (\"target\": \"goal\")")
     parser.add_argument("--walls", type=float, default=0.0,
                         help="add the maze_walls term with this weight to the objective (keeps plans out of walls)")
     parser.add_argument("--episodes", type=int, default=100)
@@ -39,8 +41,10 @@ def main() -> None:
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
 
-    reach = {**REACH_GOAL, **json.loads(args.reach)}
-    objective = [reach, {"type": "maze_walls", "weight": args.walls}] if args.walls else reach
+    objective = json.loads(args.objective)
+    if args.walls:
+        objective = [*(objective if isinstance(objective, list) else [objective]),
+                     {"type": "maze_walls", "weight": args.walls}]
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     run_methods(args.planner, objective, args.methods, json.loads(args.tfg), "goal",
                 args.name or Path(args.planner).name, args.results, args.notes, overrides, episodes=args.episodes,

@@ -8,8 +8,7 @@ Episodes follow the ``random_pairs`` protocol (start and goal cells drawn from e
 every row), and every method steers by ``{"type": "reach", "target": "goal"}`` (or ``--objective``): the objective
 reads each episode's goal from the observation, the planner never sees it. The rows report success and the share of
 the noise-free controller's return on the same pairs; the unguided row shows what the planner does on its own. Rows
-go to
-``--results`` (default ``runs/eval/guidance/results.csv``, untracked) as ``<planner>-goal-<method>``.
+go to ``--results`` (default ``runs/eval/guidance/results.csv``, untracked) as ``<planner>-goal-<method>``.
 """
 
 from __future__ import annotations

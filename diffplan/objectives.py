@@ -10,7 +10,7 @@ horizon), tracking errors (speed, path) are averaged (they read as a mean square
 
 JSON form (``objective_from_spec``)::
 
-    {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any"}
+    {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any" | "all"}
     {"type": "reach", "target": "goal"}                    # the episode's own goal (a dict observation's goal)
     {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0, "between": 0}
     {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0, "between": 0}
@@ -89,8 +89,9 @@ class _OnDims(Objective):
 
 
 class Reach(_OnDims):
-    """``-soft_hinge(d - radius)``: d is the distance to ``target`` at the last plan point (``at="final"``) or
-    the soft minimum over plan points (``at="any"``).
+    """``-soft_hinge(d - radius)``: d is the distance to ``target`` at the last plan point (``at="final"``), the
+    soft minimum over plan points (``at="any"``), or each point's distance averaged over the plan (``at="all"``:
+    get there early and stay, as Diffusion Forcing's goal guidance scores every planned step).
 
     Args:
         target: (D,) point in environment units; ``dims`` the D observation dims it is compared with. ``"goal"``:
@@ -102,8 +103,8 @@ class Reach(_OnDims):
     def __init__(self, target: Sequence[float] | str, dims: Sequence[int], radius: float = 0.0, at: str = "final",
                  sharpness: float = 10.0):
         super().__init__(dims)
-        if at not in ("final", "any"):
-            raise ValueError(f"reach: 'at' is 'final' or 'any', got {at!r}.")
+        if at not in ("final", "any", "all"):
+            raise ValueError(f"reach: 'at' is 'final', 'any' or 'all', got {at!r}.")
         if isinstance(target, str) and target != "goal":
             raise ValueError(f"reach: 'target' is a point or \"goal\" (the episode's goal), got {target!r}.")
         self.episode_goal = target == "goal"
@@ -129,9 +130,14 @@ class Reach(_OnDims):
         d = _norm(self.select(plan) - self.goal(plan))  # (B, H)
         if self.at == "final":
             return d[:, -1]
+        if self.at == "all":
+            return d.mean(dim=1)
         return -torch.logsumexp(-self.sharpness * d, dim=1) / self.sharpness
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
+        if self.at == "all":  # the hinge per point: points inside the radius cost nothing, whatever the others do
+            d = _norm(self.select(plan) - self.goal(plan))
+            return -soft_hinge(d - self.radius, self.sharpness).mean(dim=1)
         return -soft_hinge(self.distance(plan) - self.radius, self.sharpness)
 
 
@@ -340,7 +346,8 @@ def _one(spec: Any, task: Task) -> tuple[Objective, float]:
         except (TypeError, ValueError):
             value = np.array(np.nan)
         if not np.isfinite(value).all():
-            raise ValueError(f"Objective {kind!r}: {key!r} must be finite numbers, got {args[key]!r}.")
+            also = " or \"goal\" (the episode's goal)" if (kind, key) == ("reach", "target") else ""
+            raise ValueError(f"Objective {kind!r}: {key!r} must be finite numbers{also}, got {args[key]!r}.")
     if "between" in args and (isinstance(args["between"], bool) or not isinstance(args["between"], int)
                               or args["between"] < 0):
         raise ValueError(f"Objective {kind!r}: 'between' is a whole number of points per segment (>= 0), got "

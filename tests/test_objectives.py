@@ -45,6 +45,7 @@ class MeanState(torch.nn.Module):
 OBJECTIVES = {
     "reach_final": lambda: Reach([0.5, -0.2], [0, 1], radius=0.1),
     "reach_any": lambda: Reach([0.5, -0.2], [0, 1], at="any"),
+    "reach_all": lambda: Reach([0.5, -0.2], [0, 1], radius=0.1, at="all"),
     "avoid_box": lambda: AvoidBox([-0.5, -0.5], [0.5, 0.7], [0, 1], margin=0.1, sharpness=3.0),
     "avoid_disc": lambda: AvoidDisc([0.2, 0.1], 0.8, [0, 1], sharpness=3.0),
     "speed_forward": lambda: Speed(1.5, [2]),
@@ -75,6 +76,10 @@ def test_reach_is_higher_nearer_the_target_and_flat_inside_the_radius():
     obs[3, 1, :2] = torch.tensor([1.0, 2.0])  # passes the target mid-plan
     assert Reach([1.0, 2.0], [0, 1], at="any", sharpness=50.0)(plan_of(obs))[3] > -0.1
     assert reach(plan_of(obs))[3].item() == values[3]  # "final" only looks at the last point
+    every = Reach([1.0, 2.0], [0, 1], radius=0.5, at="all", sharpness=50.0)
+    early, late = torch.zeros(2, 4, 4), torch.zeros(2, 4, 4)
+    early[0, 1:, :2], late[0, 3:, :2] = torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])
+    assert every(plan_of(early))[0] > every(plan_of(late))[0]  # "all" rewards getting there early and staying
 
 
 def test_reach_to_the_episode_goal_scores_each_row_against_its_own_goal():
@@ -188,7 +193,7 @@ def test_critic_spec_loads_a_saved_module(tmp_path):
     ({"type": "reach"}, "missing \\['target'\\]"),
     ({"type": "reach", "target": [0, 0], "tolerance": 1}, "unknown \\['tolerance'\\]"),
     ({"type": "reach", "target": [0, 0, 0]}, "3 coordinates but the position dims are \\[0, 1\\]"),
-    ({"type": "reach", "target": "home"}, "a point or \"goal\""),
+    ({"type": "reach", "target": "home"}, "'target' must be finite numbers or \"goal\""),
     ({"type": "avoid_box", "lo": [1, 1], "hi": [0, 2]}, "'lo' must be below 'hi'"),
     ({"type": "avoid_disc", "center": [0, 0], "radius": "big"}, "'radius' must be finite numbers"),
     ({"type": "near_path", "points": [[0, 0]]}, "K >= 2 points"),

@@ -125,9 +125,13 @@ class Reach(_OnDims):
                              f"give \"dims\" matching the task's goal.")
         return goal[:, None]
 
+    def distances(self, plan: PlanFields) -> torch.Tensor:
+        """(B, H) each plan point's distance to the target."""
+        return _norm(self.select(plan) - self.goal(plan))
+
     def distance(self, plan: PlanFields) -> torch.Tensor:
-        """(B,) distance to the target (final point, or the soft minimum over the plan)."""
-        d = _norm(self.select(plan) - self.goal(plan))  # (B, H)
+        """(B,) distance to the target (final point, soft minimum or mean over the plan)."""
+        d = self.distances(plan)
         if self.at == "final":
             return d[:, -1]
         if self.at == "all":
@@ -136,8 +140,7 @@ class Reach(_OnDims):
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
         if self.at == "all":  # the hinge per point: points inside the radius cost nothing, whatever the others do
-            d = _norm(self.select(plan) - self.goal(plan))
-            return -soft_hinge(d - self.radius, self.sharpness).mean(dim=1)
+            return -soft_hinge(self.distances(plan) - self.radius, self.sharpness).mean(dim=1)
         return -soft_hinge(self.distance(plan) - self.radius, self.sharpness)
 
 

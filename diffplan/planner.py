@@ -115,23 +115,19 @@ class PlanContext:
     def batch_size(self) -> int:
         return self.obs.shape[0]
 
+    def _map(self, fn: Any) -> PlanContext:
+        """``fn`` applied to every tensor field and to the previous plan's tensors."""
+        return replace(self, **{f.name: fn(getattr(self, f.name)) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)},
+                       previous=None if self.previous is None else self.previous._map(fn))
+
     def to(self, device: torch.device) -> PlanContext:
-        move = (lambda v: v.to(device) if isinstance(v, torch.Tensor) else v)
-        return replace(self, obs=move(self.obs), goal=move(self.goal), history=move(self.history),
-                       history_mask=move(self.history_mask), history_actions=move(self.history_actions),
-                       since_previous=move(self.since_previous),
-                       previous=None if self.previous is None else self.previous._map(move))
+        return self._map(lambda v: v.to(device))
 
     def repeat_rows(self, n: int) -> PlanContext:
         """Each row repeated ``n`` times in place (row b becomes rows b*n .. b*n + n - 1), every field and the
         previous plan with it: the context of ``n`` candidates per row."""
-        if n == 1:
-            return self
-        rep = (lambda v: v.repeat_interleave(n, 0) if isinstance(v, torch.Tensor) else v)
-        return replace(self, obs=rep(self.obs), goal=rep(self.goal), history=rep(self.history),
-                       history_mask=rep(self.history_mask), history_actions=rep(self.history_actions),
-                       since_previous=rep(self.since_previous),
-                       previous=None if self.previous is None else self.previous._map(rep))
+        return self if n == 1 else self._map(lambda v: v.repeat_interleave(n, 0))
 
 
 class Planner(nn.Module, Configurable):

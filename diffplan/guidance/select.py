@@ -49,7 +49,7 @@ class Select(Guidance):
         """One plan per context row: the best of ``n`` drawn by ``planner.sample`` with ``guidance`` and this
         selection's own per-step guidance."""
         plans = planner.sample(context, self.n, compose(guidance, self.guidance), generator)
-        goal = None if context.goal is None else context.goal.to(plans.observations.device).repeat_interleave(self.n, 0)
+        goal = context.to(plans.observations.device).repeat_rows(self.n).goal  # the candidates' rows
         scores = self.scores(plans, goal).view(-1, self.n)
         best = torch.arange(scores.shape[0], device=scores.device) * self.n + scores.argmax(dim=1)
         return plans.rows(best)

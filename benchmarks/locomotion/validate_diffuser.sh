@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Choose the hopper Diffuser's planning settings on validation seeds 0-9 (rows in validation.csv), never on the
+# Choose a locomotion Diffuser's planning settings on validation seeds 0-9 (rows in validation.csv), never on the
 # test seeds. Every candidate stays cheap enough for the cost target (<= 1/20 of the paper configuration's plan).
-# Usage: bash benchmarks/locomotion/validate_diffuser.sh [planner folder] [setting names...]  (default: all)
+# Usage: [TASK=walker2d-medium] bash benchmarks/locomotion/validate_diffuser.sh [planner folder] [setting names...]
+# (default: hopper-medium, runs/diffuser-<task>/planner, every setting)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-planner=${1:-runs/diffuser-hopper-medium/planner}
+task=${TASK:-hopper-medium}
+planner=${1:-runs/diffuser-$task/planner}
 shift 1 2>/dev/null || true
 only=" $* "
 while read -r name settings; do
     [[ $# -gt 0 && "$only" != *" $name "* ]] && continue
     sets=()
     for kv in $settings; do sets+=(--set "$kv"); done
-    diffplan evaluate "$planner" --task hopper-medium --episodes 10 --seed 0 --num-envs 10 --quiet \
-        --name diffuser-hopper-medium --results benchmarks/locomotion/validation.csv \
+    diffplan evaluate "$planner" --task "$task" --episodes 10 --seed 0 --num-envs 10 --quiet \
+        --name "diffuser-$task" --results benchmarks/locomotion/validation.csv \
         --notes "validation $name: $settings" "${sets[@]}"
 done <<'SETTINGS'
 guided-select8 n_samples=8 num_inference_steps=5 guidance_scale=0.1 n_guide_steps=2 t_stopgrad=2

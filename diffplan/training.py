@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
 from diffplan.callbacks import RandomState, TrainClock
@@ -77,6 +77,7 @@ class DiffplanCLI(LightningCLI):
             raise FitError(f"fit made no optimizer step, so {export} was not written: an untrained planner is no "
                            f"result. Check --trainer.max_steps / max_epochs / limit_train_batches.")
         minutes = next(cb for cb in trainer.callbacks if isinstance(cb, TrainClock)).minutes
+        self._average_weights_in()
         if self._exports_itself():
             self.model.cpu().export(export, train_minutes=round(minutes, 2), train_steps=int(trainer.global_step),
                                     dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *self.command]))
@@ -88,6 +89,17 @@ class DiffplanCLI(LightningCLI):
         planner.save_pretrained(export, train_minutes=round(minutes, 2), train_steps=int(trainer.global_step),
                                 dataset_id=self.datamodule.dataset_id, command=" ".join(["diffplan", *self.command]))
         print(f"planner written to {export} ({trainer.global_step} steps, {minutes:.1f} min)")
+
+    def _average_weights_in(self) -> None:
+        """Put the averaged (EMA) weights in the model before the export.
+
+        WeightAveraging swaps them in at the end of the training loop, but a fit resumed at its own ``max_steps``
+        (``--ckpt_path <step N checkpoint> --trainer.max_steps N``: export a planner from any checkpoint) never runs
+        that loop, and would export the raw weights. The copy is idempotent, so a finished loop is unaffected.
+        """
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, WeightAveraging):
+                callback.on_train_end(self.trainer, self.model)
 
     def _exports_itself(self) -> bool:
         """Models that are not planners (a critic) define ``export(folder, **metadata)`` instead of ``to_planner``."""

@@ -240,3 +240,26 @@ def test_a_violation_without_a_region_is_one_clear_line(diffuser_planner, tmp_pa
     err = one_line_error(capsys, ["evaluate", str(tmp_path / "planner"), "--no-record", "--violation",
                                   '{"type": "reach", "target": [1.0, 1.0]}'])
     assert "needs an 'avoid_box' or 'avoid_disc' objective" in err
+
+
+def test_a_planner_exported_from_a_checkpoint_holds_its_averaged_weights(tiny_dataset, tmp_path):
+    """``--ckpt_path <step N> --trainer.max_steps N --export``: no training step, the checkpoint's EMA weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    callbacks = {"trainer": {"callbacks": [
+        {"class_path": "lightning.pytorch.callbacks.EMAWeightAveraging", "init_args": {"decay": 0.5}},
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+         "init_args": {"dirpath": str(tmp_path / "ckpt"), "every_n_train_steps": 3, "save_top_k": -1}}]}}
+    config = tmp_path / "callbacks.yaml"
+    config.write_text(json.dumps(callbacks))  # YAML reads JSON
+    main([*fit_args(tmp_path / "a", "diffuser", "--config", str(config)), "--trainer.max_steps", "6"])
+    checkpoint = torch.load(tmp_path / "ckpt" / "epoch=0-step=3.ckpt", map_location="cpu", weights_only=False)
+    main([*fit_args(tmp_path / "b", "diffuser", "--config", str(config)), "--trainer.max_steps", "3",
+          "--ckpt_path", str(tmp_path / "ckpt" / "epoch=0-step=3.ckpt")])
+    exported = load_file(tmp_path / "b" / "planner" / "denoiser" / "weights.safetensors")
+    averaged, raw = ({k.removeprefix("denoiser."): v for k, v in state.items() if k.startswith("denoiser.")}
+                     for state in (checkpoint["state_dict"], checkpoint["current_model_state"]))
+    assert exported.keys() == averaged.keys()
+    assert all(torch.equal(exported[k], averaged[k]) for k in exported)
+    assert not all(torch.equal(averaged[k], raw[k]) for k in averaged)  # the two differ, so the check can fail

@@ -213,11 +213,15 @@ class MazeWalls(_OnDims):
 
     Args:
         maze_map: rows of cells, 1 = wall (gymnasium-robotics layout: cell size 1, map centred on the origin).
+        between: points added on each segment between consecutive plan points, as for the avoid regions: a plan
+            that jumps across a wall between two steps (no point inside it) is then scored as crossing it.
     """
 
     def __init__(self, maze_map: Sequence[Sequence[Any]], dims: Sequence[int], margin: float = 0.1,
-                 sharpness: float = 10.0):
+                 sharpness: float = 10.0, between: int = 0):
         super().__init__(dims)
+        if between < 0:
+            raise ValueError(f"'between' must be >= 0 (points added per segment), got {between}.")
         rows, cols = len(maze_map), len(maze_map[0])
         cells = {kind: [(r, c) for r in range(rows) for c in range(cols) if (maze_map[r][c] == 1) == kind]
                  for kind in (True, False)}
@@ -227,7 +231,7 @@ class MazeWalls(_OnDims):
             centres = torch.tensor([[c + 0.5 - cols / 2, rows / 2 - r - 0.5] for r, c in cells[kind]])
             self.register_buffer(f"{name}_lo", centres - 0.5)  # (N, 2)
             self.register_buffer(f"{name}_hi", centres + 0.5)
-        self.margin, self.sharpness = float(margin), float(sharpness)
+        self.margin, self.sharpness, self.between = float(margin), float(sharpness), int(between)
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
         """(B, H) signed intrusion into the walls (metres, > 0 inside a wall)."""
@@ -238,7 +242,8 @@ class MazeWalls(_OnDims):
         return torch.where(to_free > 1e-6, to_free, in_walls.max(dim=-1).values)
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
-        return -soft_hinge(self.depth(self.select(plan)) + self.margin, self.sharpness).sum(dim=1)
+        depth = self.depth(along_segments(self.select(plan), self.between))
+        return -soft_hinge(depth + self.margin, self.sharpness).sum(dim=1) / (self.between + 1)
 
 
 class Speed(_OnDims):
@@ -317,7 +322,7 @@ _ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
     "speed": ({"target"}, {"dims"}),
     "near_path": ({"points"}, {"dims"}),
     "critic": ({"path"}, set()),
-    "maze_walls": (set(), {"margin", "sharpness", "dims"}),
+    "maze_walls": (set(), {"margin", "sharpness", "dims", "between"}),
 }
 
 

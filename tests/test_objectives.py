@@ -156,6 +156,19 @@ def test_maze_walls_are_inside_exactly_the_wall_cells_and_guidance_leaves_them()
     assert (walls.depth(obs[..., :2])[inside] <= 0).float().mean() > 0.9  # nearly all pushed out into a corridor
 
 
+def test_maze_walls_with_between_sees_a_plan_jumping_across_a_wall():
+    task = load_task("pointmaze-umaze")  # free cells (1, 1) and (3, 1) lie on either side of the wall row 2
+    plan = torch.zeros(1, 2, 4)
+    plan[0, :, :2] = torch.tensor([[-1.0, 1.0], [-1.0, -1.0]])  # two points in corridors, the segment through the wall
+    spec = {"type": "maze_walls", "margin": 0.0}
+    pointwise, dense = objective_from_spec(spec, task), objective_from_spec({**spec, "between": 9}, task)
+    assert pointwise(plan_of(plan)).item() > -0.01  # no point in a wall: nearly free
+    assert dense(plan_of(plan)).item() < pointwise(plan_of(plan)).item() - 0.1  # the jump costs
+    stay = plan.clone()
+    stay[0, 1, :2] = torch.tensor([0.0, 1.0])  # along the corridor instead
+    assert dense(plan_of(stay)).item() == pytest.approx(pointwise(plan_of(stay)).item(), abs=1e-3)
+
+
 def test_speed_and_path_errors_read_as_mean_squared_errors():
     obs = torch.zeros(1, 4, 4)
     obs[0, :, 2] = torch.tensor([1.0, 2.0, 3.0, 2.0])

@@ -17,7 +17,7 @@ JSON form (``objective_from_spec``)::
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
     {"type": "near_path", "points": [[x, y], [x, y], ...]}
     {"type": "critic", "path": "critic-folder"}             # diffplan.algorithms.critic's export (load_critic)
-    {"type": "maze_walls", "margin": 0.1}                  # stay out of the task's maze walls (maze tasks)
+    {"type": "maze_walls", "margin": 0.1, "between": 0}    # stay out of the task's maze walls (maze tasks)
 
 Every entry also takes ``"weight"`` (default 1) and, where it reads positions or velocities, ``"dims"`` (default:
 the task card's ``positions`` / ``forward_speed_dim`` / ``velocity_dims``); region and reach terms take

@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--walls", type=float, default=0.0,
                         help="add the maze_walls term with this weight to the guidance objective (keeps guided "
                              "plans out of the walls; the violation is still the box alone)")
+    parser.add_argument("--walls-between", type=int, default=0,
+                        help="points scored on each segment between plan points by the maze_walls term (catches "
+                             "sparse plans, e.g. HD's subgoals, that jump across a wall)")
     parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
     parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
     parser.add_argument("--results", default="runs/eval/guidance/results.csv")
@@ -60,7 +63,8 @@ def main() -> None:
     prefix = args.name or Path(args.planner).name
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
-        objective = [region, {"type": "maze_walls", "weight": args.walls}] if args.walls else region
+        walls = {"type": "maze_walls", "weight": args.walls, **({"between": args.walls_between} if args.walls_between else {})}
+        objective = [region, walls] if args.walls else region
         run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
                     " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,
                     num_envs=args.num_envs, violation=region)

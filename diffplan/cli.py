@@ -58,10 +58,15 @@ def _default_name(planner_path: str) -> str:
     return path.parent.name if path.name == "planner" and path.parent.name else path.name
 
 
-def _parse_guidance(text: str | None) -> dict | None:
-    """``--guidance``: a guidance spec as JSON (``diffplan.guidance.spec``)."""
+NO_GUIDANCE = "none"
+
+
+def _parse_guidance(text: str | None) -> dict | str | None:
+    """``--guidance``: a guidance spec as JSON (``diffplan.guidance.spec``), or ``none`` to drop the folder's own."""
     if text is None:
         return None
+    if text.strip().lower() == NO_GUIDANCE:
+        return NO_GUIDANCE
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as err:
@@ -102,7 +107,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     meta = Planner.read_metadata(args.planner) if Path(args.planner).is_dir() else {}
     _check_override_types(overrides, meta.get("config", {}))
     try:
-        planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
+        planner = Planner.from_pretrained(args.planner, task=args.task,
+                                          guidance=None if guidance == NO_GUIDANCE else guidance, **overrides)
+        if guidance == NO_GUIDANCE:
+            planner.guidance = None
     except PlannerFolderError:
         raise
     except (TypeError, ValueError) as err:  # the planner's constructor rejected a value
@@ -121,7 +129,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     name = args.name or _default_name(args.planner)
     if not args.no_record:
         results = Path(args.results or RESULTS_DEFAULT.format(suite=task.suite))
-        notes = " ".join(filter(None, [args.notes, f"guidance={args.guidance}" if args.guidance else "",
+        used = args.guidance if args.guidance else (json.dumps(in_use) if in_use is not None else "")
+        notes = " ".join(filter(None, [args.notes, f"guidance={used}" if used else "",
                                        f"violation={json.dumps(violation)}" if violation is not None else ""]))
         append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, notes))
         print(f"row appended to {results}")
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="override a planner setting, e.g. --set num_inference_steps=5 (value: JSON, else a string)")
     ev.add_argument("--guidance", default=None, metavar="JSON",
                     help='steer the planner: a guidance spec, e.g. \'{"method": "tfg", "objective": {"type": "reach", '
-                         '"target": [1, 2]}}\' (default: the folder\'s own, if any)')
+                         '"target": [1, 2]}}\' (default: the folder\'s own, if any; "none": without it)')
     ev.add_argument("--protocol", default="task", choices=("task", "random_pairs"),
                     help="episodes of the task card's evaluation env, or start and goal cells drawn at random per "
                          "reset seed and scored as a share of the noise-free controller's return on the same pairs "

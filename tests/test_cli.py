@@ -218,6 +218,22 @@ def test_evaluate_takes_a_guidance_spec_and_records_it_in_the_row(diffuser_plann
     assert f"guidance={spec}" in row["notes"]
 
 
+def test_evaluate_records_the_folders_guidance_and_none_drops_it(diffuser_planner, tmp_path):
+    box = {"type": "avoid_box", "lo": [-2.5, -2.5], "hi": [2.5, 2.5]}  # the whole maze: every path is inside
+    spec = {"method": "select", "n": 2, "objective": box}
+    diffuser_planner.guidance = spec
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    diffuser_planner.guidance = None
+    results = tmp_path / "results.csv"
+    for flag in ([], ["--guidance", "none"]):
+        main(["evaluate", str(tmp_path / "planner"), "--episodes", "1", "--num-envs", "1", "--quiet", *flag,
+              "--results", str(results), "--plot", str(tmp_path / "paths.png")])
+    folders, dropped = read_rows(results)
+    assert f"guidance={json.dumps(spec)}" in folders["notes"]
+    assert "guidance=none" in dropped["notes"]
+    assert folders["violation"] == "1" and dropped["violation"] == ""  # the region comes from the guidance in use
+
+
 def test_evaluate_random_pairs_records_protocol_controller_share_and_the_guidance_violation(diffuser_planner, tmp_path):
     diffuser_planner.save_pretrained(tmp_path / "planner")
     box = {"type": "avoid_box", "lo": [-2.5, -2.5], "hi": [2.5, 2.5]}  # the whole maze: every path is inside

@@ -40,6 +40,7 @@ from diffplan.tasks import Task
 
 PlanFields = dict[str, torch.Tensor]
 _EPS = 1e-9  # keeps norms differentiable at 0
+_CHUNK_ELEMENTS = 2**25  # elements of the largest point-by-cell tensor MazeWalls builds at once (128 MB in float32)
 
 
 def _norm(v: torch.Tensor) -> torch.Tensor:
@@ -235,6 +236,15 @@ class MazeWalls(_OnDims):
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
         """(B, H) signed intrusion into the walls (metres, > 0 inside a wall)."""
+        # Every point is compared with every cell, (B, H, cells, 2) at once: a few thousand candidate plans with
+        # segment points would need tens of GB, so long point lists are scored in chunks.
+        cells = self.walls_lo.shape[0] + self.free_lo.shape[0]
+        rows = max(1, _CHUNK_ELEMENTS // (positions.shape[1] * cells * 2))
+        if positions.shape[0] > rows:
+            return torch.cat([self._depth(chunk) for chunk in positions.split(rows)])
+        return self._depth(positions)
+
+    def _depth(self, positions: torch.Tensor) -> torch.Tensor:
         p = positions[..., None, :]  # (B, H, 1, 2)
         outside = (self.const("free_lo", p) - p).clamp(min=0) + (p - self.const("free_hi", p)).clamp(min=0)
         to_free = _norm(outside).min(dim=-1).values - _EPS**0.5  # 0 in a free cell (up to the norm's epsilon)

@@ -169,6 +169,19 @@ def test_maze_walls_with_between_sees_a_plan_jumping_across_a_wall():
     assert dense(plan_of(stay)).item() == pytest.approx(pointwise(plan_of(stay)).item(), abs=1e-3)
 
 
+def test_maze_walls_in_chunks_equals_all_at_once(monkeypatch):
+    from diffplan import objectives
+
+    walls = objective_from_spec({"type": "maze_walls", "between": 2}, load_task("pointmaze-large"))
+    obs = (torch.rand(7, 30, 4, generator=torch.Generator().manual_seed(0)) * 8 - 4).requires_grad_(True)
+    whole = walls(plan_of(obs))
+    (grad_whole,) = torch.autograd.grad(whole.sum(), obs)
+    monkeypatch.setattr(objectives, "_CHUNK_ELEMENTS", 1)  # one plan per chunk
+    chunked = walls(plan_of(obs))
+    (grad_chunked,) = torch.autograd.grad(chunked.sum(), obs)
+    assert torch.equal(whole, chunked) and torch.equal(grad_whole, grad_chunked)
+
+
 def test_speed_and_path_errors_read_as_mean_squared_errors():
     obs = torch.zeros(1, 4, 4)
     obs[0, :, 2] = torch.tensor([1.0, 2.0, 3.0, 2.0])

@@ -145,12 +145,12 @@ class Reach(_OnDims):
         return -soft_hinge(self.distance(plan) - self.radius, self.sharpness)
 
 
-class _Avoid(_OnDims):
-    """``-sum_h soft_hinge(depth_h + margin)``; depth > 0 inside the region (metres), < 0 outside.
+class _Penalty(_OnDims):
+    """``-sum_h soft_hinge(depth_h + margin)``; depth > 0 inside the penalized set (metres), < 0 outside.
 
     ``between > 0`` also scores ``between`` points on the straight segment between consecutive plan points, each
     counting ``1 / (between + 1)`` of a plan point: sparse plans (a Hierarchical Diffuser's subgoals, 15 env steps
-    apart) cannot then step over the region with points on either side of it.
+    apart) cannot then step over the set with points on either side of it.
     """
 
     def __init__(self, dims: Sequence[int], margin: float, sharpness: float, between: int = 0):
@@ -162,13 +162,17 @@ class _Avoid(_OnDims):
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def inside(self, plan: PlanFields) -> torch.Tensor:
-        """(B,) bool: some plan point (or segment point, with ``between``) lies inside the region (a violation)."""
-        return (self.depth(along_segments(self.select(plan), self.between)) > 0).any(dim=1)
-
     def forward(self, plan: PlanFields) -> torch.Tensor:
         depth = self.depth(along_segments(self.select(plan), self.between))
         return -soft_hinge(depth + self.margin, self.sharpness).sum(dim=1) / (self.between + 1)
+
+
+class _Avoid(_Penalty):
+    """A region to keep out of; entering it is a violation."""
+
+    def inside(self, plan: PlanFields) -> torch.Tensor:
+        """(B,) bool: some plan point (or segment point, with ``between``) lies inside the region (a violation)."""
+        return (self.depth(along_segments(self.select(plan), self.between)) > 0).any(dim=1)
 
 
 class AvoidBox(_Avoid):
@@ -202,7 +206,7 @@ class AvoidDisc(_Avoid):
         return self.radius - _norm(positions - self.const("center", positions))
 
 
-class MazeWalls(_OnDims):
+class MazeWalls(_Penalty):
     """``-sum_h soft_hinge(depth_h + margin)``, depth the signed intrusion into the walls of a maze map.
 
     A feasibility term: guidance that pushes a plan away from a region can push it through a wall, where no
@@ -220,9 +224,7 @@ class MazeWalls(_OnDims):
 
     def __init__(self, maze_map: Sequence[Sequence[Any]], dims: Sequence[int], margin: float = 0.1,
                  sharpness: float = 10.0, between: int = 0):
-        super().__init__(dims)
-        if between < 0:
-            raise ValueError(f"'between' must be >= 0 (points added per segment), got {between}.")
+        super().__init__(dims, margin, sharpness, between)
         rows, cols = len(maze_map), len(maze_map[0])
         cells = {kind: [(r, c) for r in range(rows) for c in range(cols) if (maze_map[r][c] == 1) == kind]
                  for kind in (True, False)}
@@ -232,7 +234,6 @@ class MazeWalls(_OnDims):
             centres = torch.tensor([[c + 0.5 - cols / 2, rows / 2 - r - 0.5] for r, c in cells[kind]])
             self.register_buffer(f"{name}_lo", centres - 0.5)  # (N, 2)
             self.register_buffer(f"{name}_hi", centres + 0.5)
-        self.margin, self.sharpness, self.between = float(margin), float(sharpness), int(between)
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
         """(B, H) signed intrusion into the walls (metres, > 0 inside a wall)."""
@@ -250,10 +251,6 @@ class MazeWalls(_OnDims):
         to_free = _norm(outside).min(dim=-1).values - _EPS**0.5  # 0 in a free cell (up to the norm's epsilon)
         in_walls = box_depth(p, self.const("walls_lo", p), self.const("walls_hi", p))  # (B, H, W), as AvoidBox
         return torch.where(to_free > 1e-6, to_free, in_walls.max(dim=-1).values)
-
-    def forward(self, plan: PlanFields) -> torch.Tensor:
-        depth = self.depth(along_segments(self.select(plan), self.between))
-        return -soft_hinge(depth + self.margin, self.sharpness).sum(dim=1) / (self.between + 1)
 
 
 class Speed(_OnDims):

@@ -63,7 +63,7 @@ def main() -> None:
     prefix = args.name or Path(args.planner).name
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
-        walls = {"type": "maze_walls", "weight": args.walls, **({"between": args.walls_between} if args.walls_between else {})}
+        walls = {"type": "maze_walls", "weight": args.walls, "between": args.walls_between}
         objective = [region, walls] if args.walls else region
         run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
                     " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,

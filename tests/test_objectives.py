@@ -169,17 +169,28 @@ def test_maze_walls_with_between_sees_a_plan_jumping_across_a_wall():
     assert dense(plan_of(stay)).item() == pytest.approx(pointwise(plan_of(stay)).item(), abs=1e-3)
 
 
-def test_maze_walls_in_chunks_equals_all_at_once(monkeypatch):
+def test_maze_walls_exact_depth_in_chunks_equals_all_at_once(monkeypatch):
     from diffplan import objectives
 
     walls = objective_from_spec({"type": "maze_walls", "between": 2}, load_task("pointmaze-large"))
-    obs = (torch.rand(7, 30, 4, generator=torch.Generator().manual_seed(0)) * 8 - 4).requires_grad_(True)
-    whole = walls(plan_of(obs))
-    (grad_whole,) = torch.autograd.grad(whole.sum(), obs)
+    xy = torch.rand(7, 30, 2, generator=torch.Generator().manual_seed(0)) * 8 - 4
+    whole = walls.exact_depth(xy)
     monkeypatch.setattr(objectives, "_CHUNK_ELEMENTS", 1)  # one plan per chunk
-    chunked = walls(plan_of(obs))
-    (grad_chunked,) = torch.autograd.grad(chunked.sum(), obs)
-    assert torch.equal(whole, chunked) and torch.equal(grad_whole, grad_chunked)
+    assert torch.equal(whole, walls.exact_depth(xy))
+
+
+def test_maze_walls_table_is_within_half_a_node_spacing_of_the_exact_depth_and_pulls_back_from_outside_the_map():
+    from diffplan import objectives
+
+    walls = objective_from_spec({"type": "maze_walls", "margin": 0.0}, load_task("pointmaze-large"))
+    xy = (torch.rand(1, 5000, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1) * torch.tensor([6.0, 4.5])
+    table, exact = walls.depth(xy), walls.exact_depth(xy)
+    assert torch.equal(table > 0, exact > 0)  # cell edges are grid lines: inside / outside a wall is exact
+    assert (table - exact).abs().max() < 0.5 / objectives._TABLE_NODES_PER_CELL  # 1.6 cm in PointMaze
+    far = torch.tensor([[[9.0, 0.3], [-2.0, -7.0]]], requires_grad=True)  # beyond the right / bottom edge
+    assert torch.allclose(walls.depth(far), walls.exact_depth(far.detach()), atol=0.5)
+    (grad,) = torch.autograd.grad(walls.depth(far).sum(), far)
+    assert grad[0, 0, 0] > 0.9 and grad[0, 1, 1] < -0.9  # depth grows away from the map: guidance pulls back in
 
 
 def test_speed_and_path_errors_read_as_mean_squared_errors():

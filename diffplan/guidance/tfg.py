@@ -48,7 +48,7 @@ def step_weight(kind: str, ctx: GuidanceContext, like: torch.Tensor) -> torch.Te
         return s * (t != t_prev)
 
     current = s_of(ctx.t.to(like.device), ctx.t_prev.to(like.device))
-    if ctx.timesteps is not None:
+    if ctx.timesteps is not None and kind != "constant":  # constant: the normalization is exactly 1 (count / count)
         rows = ctx.timesteps.to(like.device)
         following = torch.cat([rows[1:], torch.full_like(rows[:1], -1)])
         total, count = s_of(rows, following).sum(0), (rows != following).sum(0)

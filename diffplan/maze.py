@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 
 def xy_to_cell(maze_map: list[list], xy: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -27,3 +31,77 @@ def in_free_cell(maze_map: list[list], xy: np.ndarray) -> np.ndarray:
     row, col = xy_to_cell(maze_map, xy)
     inside = (row >= 0) & (row < free.shape[0]) & (col >= 0) & (col < free.shape[1])
     return inside & free[np.clip(row, 0, free.shape[0] - 1), np.clip(col, 0, free.shape[1] - 1)]
+
+
+class CorridorDistance(nn.Module):
+    """Distance from points to targets through the free cells of a maze map (metres), not straight through walls.
+
+    An upper bound on the shortest free path, exact enough to steer by: a point reaches the target directly when
+    both lie in the same or in adjacent free cells (their union is convex), and otherwise through the centre of its
+    own cell or of a free neighbour, then from centre to centre along the free cells (4-connected, 1 m per move,
+    all pairs by breadth-first search), then from the target cell's centre to the target. Points in walls use their
+    free neighbours; where no such route exists (a wall cell without free neighbours, another component, off the
+    map) the straight distance is used. Differentiable in the points almost everywhere (a minimum of norms).
+
+    Args:
+        maze_map: rows of cells, 1 = wall (gymnasium-robotics layout: cell size 1, map centred on the origin).
+    """
+
+    def __init__(self, maze_map: Sequence[Sequence[Any]]):
+        super().__init__()
+        free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
+        rows, cols = free.shape
+        self.rows, self.cols = rows, cols
+        index = np.arange(rows * cols).reshape(rows, cols)
+        moves = [(0, 1), (1, 0), (0, -1), (-1, 0)]
+        hops = np.full((rows * cols, rows * cols), np.inf)
+        for r0, c0 in zip(*np.nonzero(free)):  # breadth-first search from every free cell
+            hops[index[r0, c0], index[r0, c0]] = 0.0
+            frontier = [(r0, c0)]
+            while frontier:
+                nxt = []
+                for r, c in frontier:
+                    for dr, dc in moves:
+                        r2, c2 = r + dr, c + dc
+                        if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2] \
+                                and hops[index[r0, c0], index[r2, c2]] == np.inf:
+                            hops[index[r0, c0], index[r2, c2]] = hops[index[r0, c0], index[r, c]] + 1
+                            nxt.append((r2, c2))
+                frontier = nxt
+        routes = np.full((rows * cols, 1 + len(moves)), -1)  # each cell's own index (if free) and free neighbours'
+        for r in range(rows):
+            for c in range(cols):
+                for j, (dr, dc) in enumerate([(0, 0), *moves]):
+                    r2, c2 = r + dr, c + dc
+                    if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2]:
+                        routes[index[r, c], j] = index[r2, c2]
+        centres = np.stack([(index % cols) + 0.5 - cols / 2, rows / 2 - (index // cols) - 0.5], -1).reshape(-1, 2)
+        self.register_buffer("hops", torch.tensor(hops, dtype=torch.float32))  # (cells, cells), inf: no route
+        self.register_buffer("routes", torch.tensor(routes))  # (cells, 5), -1: none
+        self.register_buffer("centres", torch.tensor(centres, dtype=torch.float32))  # (cells, 2)
+
+    def cell(self, xy: torch.Tensor) -> torch.Tensor:
+        """(..., 2) -> (...,) flat cell index, clamped into the map."""
+        col = torch.floor(xy[..., 0] + self.cols / 2).long().clamp(0, self.cols - 1)
+        row = torch.floor(self.rows / 2 - xy[..., 1]).long().clamp(0, self.rows - 1)
+        return row * self.cols + col
+
+    def forward(self, points: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(..., 2) points, (..., 2) targets (broadcastable) -> (...,) corridor distances."""
+        points, targets = torch.broadcast_tensors(points, targets)
+        centres = self.centres.to(points.dtype)
+        via = self.routes[self.cell(points)]  # (..., 5)
+        goal_cell = self.cell(targets)[..., None]
+        found = via >= 0
+        safe = via.clamp(min=0)
+        straight = _norm(points - targets)
+        around = (_norm(points[..., None, :] - centres[safe]) + self.hops[safe, goal_cell].to(points.dtype)
+                  + _norm(centres[goal_cell] - targets[..., None, :]))
+        candidates = torch.where(safe == goal_cell, straight[..., None], around)
+        candidates = torch.where(found & candidates.isfinite(), candidates, torch.full_like(candidates, torch.inf))
+        best = candidates.min(dim=-1).values
+        return torch.where(best.isfinite(), best, straight)
+
+
+def _norm(v: torch.Tensor) -> torch.Tensor:
+    return (v.pow(2).sum(-1) + 1e-9).sqrt()

@@ -12,6 +12,7 @@ JSON form (``objective_from_spec``)::
 
     {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any" | "all"}
     {"type": "reach", "target": "goal"}                    # the episode's own goal (a dict observation's goal)
+    {"type": "reach", "target": "goal", "metric": "corridors"}  # distance through a maze's free cells
     {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0, "between": 0}
     {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0, "between": 0}
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffplan.maze import CorridorDistance
 from diffplan.tasks import Task
 
 PlanFields = dict[str, torch.Tensor]
@@ -100,11 +102,14 @@ class Reach(_OnDims):
             each row's own goal, read from the plan's ``"goal"`` field (B, D), which planners fill from the
             episode's goal (``GuidanceContext.goal``): a planner with no goal input can then be steered to
             whatever goal each episode gives.
+        corridors: measure distances through a maze's free cells (``diffplan.maze.CorridorDistance``; spec
+            ``"metric": "corridors"``) instead of straight: the pull then leads round walls, not into them.
     """
 
     def __init__(self, target: Sequence[float] | str, dims: Sequence[int], radius: float = 0.0, at: str = "final",
-                 sharpness: float = 10.0):
+                 sharpness: float = 10.0, corridors: CorridorDistance | None = None):
         super().__init__(dims)
+        self.corridors = corridors
         if at not in ("final", "any", "all"):
             raise ValueError(f"reach: 'at' is 'final', 'any' or 'all', got {at!r}.")
         if isinstance(target, str) and target != "goal":
@@ -128,7 +133,9 @@ class Reach(_OnDims):
         return goal[:, None]
 
     def distances(self, plan: PlanFields) -> torch.Tensor:
-        """(B, H) each plan point's distance to the target."""
+        """(B, H) each plan point's distance to the target (straight, or through the maze's corridors)."""
+        if self.corridors is not None:
+            return self.corridors(self.select(plan), self.goal(plan))
         return _norm(self.select(plan) - self.goal(plan))
 
     def distance(self, plan: PlanFields) -> torch.Tensor:
@@ -350,7 +357,7 @@ class WeightedSum(Objective):
 
 # -- JSON form --------------------------------------------------------------------------------------------------
 _ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
-    "reach": ({"target"}, {"radius", "at", "sharpness", "dims"}),
+    "reach": ({"target"}, {"radius", "at", "sharpness", "dims", "metric"}),
     "avoid_box": ({"lo", "hi"}, {"margin", "sharpness", "dims", "between"}),
     "avoid_disc": ({"center", "radius"}, {"margin", "sharpness", "dims", "between"}),
     "speed": ({"target"}, {"dims"}),
@@ -410,7 +417,14 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
                 raise ValueError(f"Objective {kind!r}: {key!r} has {len(args[key])} coordinates but the position dims "
                                  f"are {dims}.")
     if kind == "reach":
-        obj: Objective = Reach(args["target"], dims, **opts)
+        metric = args.get("metric", "straight")
+        if metric not in ("straight", "corridors"):
+            raise ValueError(f"Objective 'reach': 'metric' is \"straight\" or \"corridors\", got {metric!r}.")
+        if metric == "corridors" and (task.maze_map is None or len(dims) != 2):
+            raise ValueError(f"Objective 'reach': metric \"corridors\" needs a maze task and 2 position dims; task "
+                             f"{task.name!r} has {'no maze map' if task.maze_map is None else f'dims {dims}'}.")
+        obj: Objective = Reach(args["target"], dims, **opts,
+                               corridors=CorridorDistance(task.maze_map) if metric == "corridors" else None)
     elif kind == "avoid_box":
         obj = AvoidBox(args["lo"], args["hi"], dims, **opts)
     elif kind == "avoid_disc":

@@ -21,6 +21,7 @@ from diffplan.algorithms.diffusion_forcing import (
 from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.guidance.base import Guidance
+from diffplan.maze import CorridorDistance
 from diffplan.nn.transformer import TransformerDenoiser
 
 GOAL = np.array([-1.0, 1.0])
@@ -296,15 +297,23 @@ def test_guidance_scale_zero_is_a_no_op(diffusion_forcing_planner, obs_batch):
     assert torch.equal(planner.plan(obs_batch, guidance=guidance, generator=gen(7)).observations, without.observations)
 
 
-@pytest.mark.parametrize("mctg_samples", [1, 3])
-def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_batch, mctg_samples):
-    planner = toy_planner(tiny_diffusion_forcing, IdentityTokens(), mctg_samples=mctg_samples)
+@pytest.mark.parametrize("mctg_samples, goal_metric", [(1, "straight"), (3, "straight"), (1, "corridors")])
+def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_batch, mctg_samples, goal_metric):
+    planner = toy_planner(tiny_diffusion_forcing, IdentityTokens(), mctg_samples=mctg_samples,
+                          goal_metric=goal_metric)
+    corridors = CorridorDistance(planner.task.maze_map)
+    goal = torch.tensor(GOAL, dtype=torch.float32)
+
+    def distance(plan):  # the metric the guidance shortens
+        xy = plan.observations[..., :2]
+        return goal_distance(plan) if goal_metric == "straight" else corridors(xy, goal)
+
     distances = {}
     for scale in (0.0, 1.0):
         planner.guidance_scale = scale
-        distances[scale] = torch.stack([goal_distance(planner.plan(obs_batch, goal=GOAL, generator=gen(s)))[:, 1:]
+        distances[scale] = torch.stack([distance(planner.plan(obs_batch, goal=GOAL, generator=gen(s)))[:, 1:]
                                         for s in range(3)])
-    assert distances[1.0].mean() < 0.85 * distances[0.0].mean()
+    assert distances[1.0].mean() < 0.9 * distances[0.0].mean()
     assert (distances[1.0][..., -1].mean(0) < distances[0.0][..., -1].mean(0)).all()  # every row's end is closer
 
 
@@ -371,6 +380,10 @@ def test_settings_are_checked_and_saved(diffusion_forcing_planner, tmp_path):
         Planner.from_pretrained(tmp_path / "p", scheduling="spiral")
     with pytest.raises(ValueError, match="rollout_context"):
         Planner.from_pretrained(tmp_path / "p", rollout_context=4)
+    with pytest.raises(ValueError, match="goal_metric must be 'straight' or 'corridors'"):
+        Planner.from_pretrained(tmp_path / "p", goal_metric="manhattan")
+    corridors = Planner.from_pretrained(tmp_path / "p", goal_metric="corridors")
+    assert isinstance(corridors.goal_guidance(torch.zeros(1, 2)).distance, CorridorDistance)
 
 
 def test_inverse_dynamics_actions_come_from_the_planned_next_state(tiny_diffusion_forcing, obs_batch, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffplan.io import save_module
-from diffplan.maze import in_free_cell
+from diffplan.maze import CorridorDistance, in_free_cell
 from diffplan.nn.critic import StateCritic
 from diffplan.objectives import (
     AvoidBox,
@@ -31,6 +31,9 @@ def random_obs(b: int = 3, h: int = 5, dtype: torch.dtype = torch.float64, seed:
     return torch.randn(b, h, 4, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+UMAZE_MAP = load_task("pointmaze-umaze").maze_map
+
+
 class MeanState(torch.nn.Module):
     """A toy critic: a linear score of the mean planned state."""
 
@@ -46,6 +49,7 @@ OBJECTIVES = {
     "reach_final": lambda: Reach([0.5, -0.2], [0, 1], radius=0.1),
     "reach_any": lambda: Reach([0.5, -0.2], [0, 1], at="any"),
     "reach_all": lambda: Reach([0.5, -0.2], [0, 1], radius=0.1, at="all"),
+    "reach_corridors": lambda: Reach([-1.0, 1.0], [0, 1], at="all", corridors=CorridorDistance(UMAZE_MAP)),
     "avoid_box": lambda: AvoidBox([-0.5, -0.5], [0.5, 0.7], [0, 1], margin=0.1, sharpness=3.0),
     "avoid_disc": lambda: AvoidDisc([0.2, 0.1], 0.8, [0, 1], sharpness=3.0),
     "speed_forward": lambda: Speed(1.5, [2]),
@@ -167,6 +171,23 @@ def test_maze_walls_with_between_sees_a_plan_jumping_across_a_wall():
     stay = plan.clone()
     stay[0, 1, :2] = torch.tensor([0.0, 1.0])  # along the corridor instead
     assert dense(plan_of(stay)).item() == pytest.approx(pointwise(plan_of(stay)).item(), abs=1e-3)
+
+
+def test_reach_through_the_corridors_pulls_round_the_wall_where_the_straight_reach_pulls_into_it():
+    task = load_task("pointmaze-umaze")  # lower arm (y = -1) and upper arm (y = 1) split by the wall row y in (-0.5, 0.5)
+    spec = {"type": "reach", "target": [-1.0, 1.0], "at": "all"}
+    straight, corridors = objective_from_spec(spec, task), objective_from_spec({**spec, "metric": "corridors"}, task)
+    obs = torch.zeros(1, 1, 4)
+    obs[0, 0, :2] = torch.tensor([-1.0, -1.0])  # the lower arm's end
+    obs.requires_grad_(True)
+    pulls = {}
+    for name, objective in (("straight", straight), ("corridors", corridors)):
+        (pulls[name],) = torch.autograd.grad(objective(plan_of(obs)).sum(), obs)
+    assert pulls["straight"][0, 0, 1] > 0.9  # straight up, into the wall
+    assert pulls["corridors"][0, 0, 0] > 0.9 and abs(pulls["corridors"][0, 0, 1]) < 1e-6  # along the arm
+    assert corridors(plan_of(obs)).item() == pytest.approx(-6.0, abs=0.01)
+    with pytest.raises(ValueError, match="metric \"corridors\" needs a maze task"):
+        objective_from_spec({**spec, "metric": "corridors", "dims": [0, 1]}, load_task("hopper-medium"))
 
 
 def test_maze_walls_exact_depth_in_chunks_equals_all_at_once(monkeypatch):

@@ -33,6 +33,7 @@ from diffplan.diffusion.sampler import denoise, randn
 from diffplan.diffusion.schedules import NoiseSchedule
 from diffplan.diffusion.scheduling import scheduling_matrix
 from diffplan.guidance.base import Guidance, GuidanceContext, ModelFn
+from diffplan.maze import CorridorDistance
 from diffplan.nn.inverse_dynamics import InverseDynamics
 from diffplan.planner import Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
@@ -183,8 +184,8 @@ class DiffusionForcing(TrajectoryDiffusion):
 class GoalGuidance(Guidance):
     """DF's goal guidance on the predicted x0, with Monte-Carlo guidance over futures (MCTG).
 
-    The loss is ``sum_steps tanh(|p - g| / 2)`` over the planned positions ``p`` (``goal_dims`` of the observations,
-    in env units); its gradient with respect to x_t is taken through the denoiser (DPS) and moves x0:
+    The loss is ``sum_steps tanh(d(p, g) / 2)`` over the planned positions ``p`` (``goal_dims`` of the observations,
+    in env units), ``d`` the straight distance (DF's) or another metric (``distance``); its gradient with respect to x_t is taken through the denoiser (DPS) and moves x0:
     ``x0 <- x0 - scale * grad`` on free entries.
 
     MCTG: the tokens noisier than the least noisy moving token (the frontier) are the future. ``samples - 1``
@@ -197,15 +198,18 @@ class GoalGuidance(Guidance):
         goal_dims: the observation dims the goal gives (positions).
         scale: guidance scale (0: no-op).
         samples: MCTG samples per step (1 = plain guidance).
+        distance: ``(points (B, H, G), goals (B, 1, G)) -> (B, H)``; None: the straight distance.
     """
 
     needs_grad = True
 
-    def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1):
+    def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1,
+                 distance: nn.Module | None = None):
         super().__init__()
         if samples < 1:
             raise ValueError(f"mctg_samples must be >= 1, got {samples}.")
         self.goal, self.goal_dims, self.scale, self.samples = goal, list(goal_dims), scale, samples
+        self.distance = distance
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
@@ -214,7 +218,9 @@ class GoalGuidance(Guidance):
     def loss(self, x0: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         """Sum over batch and steps of ``tanh(|p - g| / 2)`` (per-row terms are independent)."""
         positions = ctx.to_env(x0)["observations"][..., self.goal_dims]
-        return torch.tanh((positions - self.goal.to(x0)[:, None]).norm(dim=-1) / 2).sum()
+        goal = self.goal.to(x0)[:, None]
+        distance = (positions - goal).norm(dim=-1) if self.distance is None else self.distance(positions, goal)
+        return torch.tanh(distance / 2).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
         """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""
@@ -262,6 +268,9 @@ class DiffusionForcingPlanner(Planner):
         scheduling: ``"pyramid"`` (with ``uncertainty``), ``"full_sequence"`` or ``"autoregressive"``.
         eta: 0 = DDIM, 1 = DDPM-like ancestral noise.
         guidance_scale: goal guidance scale (0 = off; used only when a goal is given).
+        goal_metric: the distance the goal guidance shortens: ``"straight"`` (DF's) or ``"corridors"`` (through the
+            free cells of the task's maze map, ``diffplan.maze.CorridorDistance``: the pull then leads round walls
+            instead of into them).
         mctg_samples: Monte-Carlo guidance samples of the future per step (1 = plain guidance).
         goal_inpainting: also pin the goal position at the plan's last ``goal_steps`` steps.
         goal_steps: how many last steps ``goal_inpainting`` pins at the goal (1: the last step; ``frame_stack``: the
@@ -283,7 +292,7 @@ class DiffusionForcingPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
                  uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
-                 goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
+                 goal_metric: str = "straight", goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
                  **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
         super().__init__(task, **planner_kwargs)
@@ -308,6 +317,12 @@ class DiffusionForcingPlanner(Planner):
         if not 1 <= goal_steps <= horizon - frame_stack:
             raise ValueError(f"goal_steps={goal_steps} must be in [1, {horizon - frame_stack}].")
         self.goal_steps = goal_steps
+        if goal_metric not in ("straight", "corridors"):
+            raise ValueError(f"goal_metric must be 'straight' or 'corridors', got {goal_metric!r}.")
+        if goal_metric == "corridors" and task.maze_map is None:
+            raise ValueError(f"goal_metric='corridors' needs a maze task; {task.name!r} has no maze map.")
+        self.goal_metric = goal_metric
+        self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
         self.rollout_context = rollout_context
         self.model_fn = token_model(denoiser, frame_stack)
         self._matrices: dict[tuple, torch.Tensor] = {}
@@ -338,7 +353,8 @@ class DiffusionForcingPlanner(Planner):
         """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0."""
         if goal is None or not self.guidance_scale:
             return None
-        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples)
+        distance = None if self._corridors is None else self._corridors.to(self.device)
+        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, distance)
 
     def _matrix(self, tokens: int) -> torch.Tensor:
         """The (M, tokens) scheduling matrix, kept per setting (built on the CPU, once)."""

@@ -45,14 +45,20 @@ class CorridorDistance(nn.Module):
 
     Args:
         maze_map: rows of cells, 1 = wall (gymnasium-robotics layout: cell size 1, map centred on the origin).
+        closed: boxes ``(lo, hi)`` in metres; cells whose centres lie in one are closed to routes, as walls (a
+            region to keep out of: the distance then leads round it).
     """
 
-    def __init__(self, maze_map: Sequence[Sequence[Any]]):
+    def __init__(self, maze_map: Sequence[Sequence[Any]],
+                 closed: Sequence[tuple[Sequence[float], Sequence[float]]] = ()):
         super().__init__()
         free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
         rows, cols = free.shape
         self.rows, self.cols = rows, cols
         index = np.arange(rows * cols).reshape(rows, cols)
+        centres = np.stack([(index % cols) + 0.5 - cols / 2, rows / 2 - (index // cols) - 0.5], -1)  # (rows, cols, 2)
+        for lo, hi in closed:
+            free &= ~((centres >= np.asarray(lo)) & (centres <= np.asarray(hi))).all(-1)
         moves = [(0, 1), (1, 0), (0, -1), (-1, 0)]
         hops = np.full((rows * cols, rows * cols), np.inf)
         for r0, c0 in zip(*np.nonzero(free)):  # breadth-first search from every free cell
@@ -75,10 +81,9 @@ class CorridorDistance(nn.Module):
                     r2, c2 = r + dr, c + dc
                     if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2]:
                         routes[index[r, c], j] = index[r2, c2]
-        centres = np.stack([(index % cols) + 0.5 - cols / 2, rows / 2 - (index // cols) - 0.5], -1).reshape(-1, 2)
         self.register_buffer("hops", torch.tensor(hops, dtype=torch.float32))  # (cells, cells), inf: no route
         self.register_buffer("routes", torch.tensor(routes))  # (cells, 5), -1: none
-        self.register_buffer("centres", torch.tensor(centres, dtype=torch.float32))  # (cells, 2)
+        self.register_buffer("centres", torch.tensor(centres.reshape(-1, 2), dtype=torch.float32))  # (cells, 2)
 
     def cell(self, xy: torch.Tensor) -> torch.Tensor:
         """(..., 2) -> (...,) flat cell index, clamped into the map."""

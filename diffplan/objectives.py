@@ -13,6 +13,7 @@ JSON form (``objective_from_spec``)::
     {"type": "reach", "target": [x, y], "radius": 0.1, "at": "final" | "any" | "all"}
     {"type": "reach", "target": "goal"}                    # the episode's own goal (a dict observation's goal)
     {"type": "reach", "target": "goal", "metric": "corridors"}  # distance through a maze's free cells
+    {"type": "reach", "target": "goal", "metric": "corridors", "closed": [{"lo": [x, y], "hi": [x, y]}]}  # round a box
     {"type": "avoid_box", "lo": [x, y], "hi": [x, y], "margin": 0.0, "between": 0}
     {"type": "avoid_disc", "center": [x, y], "radius": 0.5, "margin": 0.0, "between": 0}
     {"type": "speed", "target": 1.5}                       # forward speed (task card) or speed norm
@@ -357,7 +358,7 @@ class WeightedSum(Objective):
 
 # -- JSON form --------------------------------------------------------------------------------------------------
 _ARGS = {  # type -> (required, optional) keys besides "type" and "weight"
-    "reach": ({"target"}, {"radius", "at", "sharpness", "dims", "metric"}),
+    "reach": ({"target"}, {"radius", "at", "sharpness", "dims", "metric", "closed"}),
     "avoid_box": ({"lo", "hi"}, {"margin", "sharpness", "dims", "between"}),
     "avoid_disc": ({"center", "radius"}, {"margin", "sharpness", "dims", "between"}),
     "speed": ({"target"}, {"dims"}),
@@ -423,8 +424,14 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
         if metric == "corridors" and (task.maze_map is None or len(dims) != 2):
             raise ValueError(f"Objective 'reach': metric \"corridors\" needs a maze task and 2 position dims; task "
                              f"{task.name!r} has {'no maze map' if task.maze_map is None else f'dims {dims}'}.")
-        obj: Objective = Reach(args["target"], dims, **opts,
-                               corridors=CorridorDistance(task.maze_map) if metric == "corridors" else None)
+        closed = args.get("closed", [])
+        if closed and metric != "corridors" or not isinstance(closed, list) \
+                or not all(isinstance(b, dict) and set(b) == {"lo", "hi"} for b in closed):
+            raise ValueError(f"Objective 'reach': 'closed' is a list of boxes {{\"lo\": [x, y], \"hi\": [x, y]}} "
+                             f"closed to the \"corridors\" metric, got {closed!r} with metric {metric!r}.")
+        corridors = CorridorDistance(task.maze_map, [(b["lo"], b["hi"]) for b in closed]) \
+            if metric == "corridors" else None
+        obj: Objective = Reach(args["target"], dims, **opts, corridors=corridors)
     elif kind == "avoid_box":
         obj = AvoidBox(args["lo"], args["hi"], dims, **opts)
     elif kind == "avoid_disc":

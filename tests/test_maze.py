@@ -37,3 +37,16 @@ def test_corridor_distance_batches_points_against_per_row_targets_and_falls_back
     assert d.shape == (2, 2)
     assert d[0].tolist() == pytest.approx([6.0, 2.0], abs=1e-3) and d[1, 0].item() == pytest.approx(2.0, abs=1e-3)
     assert torch.isfinite(d).all()  # (9, 9) lies off the map: clamped to the corner wall cell, which has a route
+
+
+def test_a_closed_box_reroutes_the_corridor_distance_round_it():
+    large = load_task("pointmaze-large").maze_map
+    box = ([0.0, -0.5], [1.0, 0.5])  # cell (4, 6): the passage from the left half down to row 5
+    goal = torch.tensor([3.5, -3.0])  # cell (7, 9)
+    above = torch.tensor([0.5, 1.0], requires_grad=True)  # cell (3, 6), just above the box
+    open_, closed = CorridorDistance(large), CorridorDistance(large, [box])
+    assert closed(above, goal).item() > open_(above, goal).item() + 4  # the detour over the top is longer
+    (through,) = torch.autograd.grad(open_(above, goal), above)
+    (round_,) = torch.autograd.grad(closed(above, goal), above)
+    assert through[1] > 0.9  # descending the open distance moves down, into the box
+    assert round_[1] <= 0.0  # the closed one never pulls down into it

@@ -52,6 +52,10 @@ def main() -> None:
     parser.add_argument("--walls-between", type=int, default=0,
                         help="points scored on each segment between plan points by the maze_walls term (catches "
                              "sparse plans, e.g. HD's subgoals, that jump across a wall)")
+    parser.add_argument("--reach-corridors", type=float, default=0.0,
+                        help="add, with this weight, the episode's goal reached through the maze's corridors with the "
+                             "box's cells closed ({\"type\": \"reach\", \"metric\": \"corridors\", \"closed\": "
+                             "[box]}): its gradient leads round the box instead of only off it")
     parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
     parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
     parser.add_argument("--results", default="runs/eval/guidance/results.csv")
@@ -64,7 +68,10 @@ def main() -> None:
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
         walls = {"type": "maze_walls", "weight": args.walls, "between": args.walls_between}
-        objective = [region, walls] if args.walls else region
+        reach = {"type": "reach", "target": "goal", "at": "all", "metric": "corridors",
+                 "closed": [{"lo": region["lo"], "hi": region["hi"]}], "weight": args.reach_corridors}
+        objective = [region, *([walls] if args.walls else []), *([reach] if args.reach_corridors else [])]
+        objective = objective[0] if len(objective) == 1 else objective
         run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
                     " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,
                     num_envs=args.num_envs, violation=region)

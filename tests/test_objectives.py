@@ -174,7 +174,7 @@ def test_maze_walls_with_between_sees_a_plan_jumping_across_a_wall():
 
 
 def test_reach_through_the_corridors_pulls_round_the_wall_where_the_straight_reach_pulls_into_it():
-    task = load_task("pointmaze-umaze")  # lower arm (y = -1) and upper arm (y = 1) split by the wall row y in (-0.5, 0.5)
+    task = load_task("pointmaze-umaze")  # lower arm (y = -1) and upper arm (y = 1), the wall row y in (-0.5, 0.5)
     spec = {"type": "reach", "target": [-1.0, 1.0], "at": "all"}
     straight, corridors = objective_from_spec(spec, task), objective_from_spec({**spec, "metric": "corridors"}, task)
     obs = torch.zeros(1, 1, 4)

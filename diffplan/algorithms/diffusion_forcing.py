@@ -185,8 +185,8 @@ class GoalGuidance(Guidance):
     """DF's goal guidance on the predicted x0, with Monte-Carlo guidance over futures (MCTG).
 
     The loss is ``sum_steps tanh(d(p, g) / 2)`` over the planned positions ``p`` (``goal_dims`` of the observations,
-    in env units), ``d`` the straight distance (DF's) or another metric (``distance``); its gradient with respect to x_t is taken through the denoiser (DPS) and moves x0:
-    ``x0 <- x0 - scale * grad`` on free entries.
+    in env units), ``d`` the straight distance (DF's) or another metric (``distance``); its gradient with respect
+    to x_t is taken through the denoiser (DPS) and moves x0: ``x0 <- x0 - scale * grad`` on free entries.
 
     MCTG: the tokens noisier than the least noisy moving token (the frontier) are the future. ``samples - 1``
     extra futures are drawn by re-noising the predicted x0 of those tokens to their level and predicting again; the
@@ -290,9 +290,10 @@ class DiffusionForcingPlanner(Planner):
     components = ("normalizer", "denoiser", "inverse_dynamics")
 
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
-                 horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10, num_inference_steps: int = 10, scheduling: str = "pyramid",
-                 uncertainty: float = 1.0, eta: float = 0.0, guidance_scale: float = 1.0, mctg_samples: int = 1,
-                 goal_metric: str = "straight", goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
+                 horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10,
+                 num_inference_steps: int = 10, scheduling: str = "pyramid", uncertainty: float = 1.0, eta: float = 0.0,
+                 guidance_scale: float = 1.0, mctg_samples: int = 1, goal_metric: str = "straight",
+                 goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
                  **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
         super().__init__(task, **planner_kwargs)

@@ -134,7 +134,8 @@ def _evaluate(args: argparse.Namespace) -> None:
                                        f"violation={json.dumps(violation)}" if violation is not None else ""]))
         append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, notes))
         print(f"row appended to {results}")
-        plot = Path(args.plot or results.parent / "figures" / f"{name}-{task.name}.png")
+        protocol = "" if args.protocol == "task" else f"-{args.protocol}"  # a random-pairs run keeps the task's figure
+        plot = Path(args.plot or results.parent / "figures" / f"{name}-{task.name}{protocol}.png")
     else:
         plot = Path(args.plot) if args.plot else None
     if plot is not None and task.maze_map is not None:
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"CSV to append the row to (default: {RESULTS_DEFAULT} in the current directory)")
     ev.add_argument("--no-record", action="store_true", help="do not append a results row")
     ev.add_argument("--plot", default=None, help="PNG of planned and executed paths (default: figures/ beside "
-                                                 "the results CSV; maze tasks only)")
+                                                 "the results CSV, <name>-<task>[-<protocol>].png; maze tasks only)")
     ev.add_argument("--name", default=None, help="planner name in the results and figure (default: the folder "
                                                  "name, or the run folder's for .../<run>/planner)")
     ev.add_argument("--notes", default="", help="free text for the row's notes column (default: empty)")

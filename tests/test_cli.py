@@ -37,14 +37,20 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path, caplog, recwarn):
     assert (tmp_path / "figures" / "run-pointmaze-umaze.png").stat().st_size > 10_000
 
 
-def test_evaluate_writes_outside_the_tracked_benchmarks_by_default(diffuser_planner, tmp_path, monkeypatch):
+def test_evaluate_writes_outside_the_tracked_benchmarks_by_default_one_figure_per_protocol(diffuser_planner, tmp_path, monkeypatch):
     diffuser_planner.save_pretrained(tmp_path / "umaze-small" / "planner")
     monkeypatch.chdir(tmp_path)
     main(["evaluate", "umaze-small/planner", "--episodes", "1", "--num-envs", "1", "--quiet"])
     rows = read_rows(tmp_path / "runs" / "eval" / "pointmaze" / "results.csv")
     assert [r["planner"] for r in rows] == ["umaze-small"]
-    assert (tmp_path / "runs" / "eval" / "pointmaze" / "figures" / "umaze-small-pointmaze-umaze.png").exists()
+    figures = tmp_path / "runs" / "eval" / "pointmaze" / "figures"
+    assert (figures / "umaze-small-pointmaze-umaze.png").exists()
     assert not (tmp_path / "benchmarks").exists()
+    task_figure = (figures / "umaze-small-pointmaze-umaze.png").read_bytes()
+    main(["evaluate", "umaze-small/planner", "--episodes", "1", "--num-envs", "1", "--quiet",
+          "--protocol", "random_pairs"])
+    assert (figures / "umaze-small-pointmaze-umaze-random_pairs.png").exists()
+    assert (figures / "umaze-small-pointmaze-umaze.png").read_bytes() == task_figure  # not overwritten
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

@@ -107,10 +107,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     meta = Planner.read_metadata(args.planner) if Path(args.planner).is_dir() else {}
     _check_override_types(overrides, meta.get("config", {}))
     try:
-        planner = Planner.from_pretrained(args.planner, task=args.task,
-                                          guidance=None if guidance == NO_GUIDANCE else guidance, **overrides)
-        if guidance == NO_GUIDANCE:
-            planner.guidance = None
+        planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
     except PlannerFolderError:
         raise
     except (TypeError, ValueError) as err:  # the planner's constructor rejected a value

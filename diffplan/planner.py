@@ -446,15 +446,15 @@ class Planner(nn.Module, Configurable):
                 (tmp / "README.md").write_text(readme)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, task: str | Task | None = None, guidance: Guidance | dict | None = None,
-                        allowed_classes: Iterable[str | type] = (), **overrides: Any) -> Planner:
+    def from_pretrained(cls, path: str | Path, task: str | Task | None = None,
+                        guidance: Guidance | dict | str | None = None, allowed_classes: Iterable[str | type] = (), **overrides: Any) -> Planner:
         """Load any planner folder.
 
         Args:
             task: optional; must name the task it was trained for. Its card then replaces the folder's copy (e.g. a
                 newer card that names the dims an objective needs); default: the card saved in the folder.
             guidance: a Guidance object (or its JSON spec) that ``act`` steers with; default: the folder's own
-                ``"guidance"`` spec, if it has one.
+                ``"guidance"`` spec, if it has one; ``"none"``: no guidance (the folder's is not even built).
             allowed_classes: trust these classes outside diffplan that the folder names (import paths or classes).
             overrides: replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``).
         """
@@ -487,8 +487,10 @@ class Planner(nn.Module, Configurable):
                    if (path / name / "planner.json").exists() else load_module(path / name, allowed_classes)
                    for name in names}
         planner = planner_cls(task=wanted, **modules, **config)
+        if isinstance(guidance, str) and guidance != "none":
+            raise ValueError(f"guidance is a Guidance, a JSON spec dict or \"none\", got {guidance!r}.")
         spec = guidance if guidance is not None else meta.get("guidance")
-        if spec is not None:
+        if spec is not None and spec != "none":
             from diffplan.guidance.spec import guidance_from_spec
 
             planner.guidance = guidance_from_spec(spec, planner)

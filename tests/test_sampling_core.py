@@ -426,6 +426,17 @@ def test_unknown_guidance_method_fails_in_one_line(any_planner, obs_batch, tmp_p
         assert "\n" not in str(err.value)
 
 
+def test_guidance_none_loads_a_folder_without_building_its_guidance(diffuser_planner, tmp_path):
+    diffuser_planner.guidance = {"method": "nope"}  # a spec this version cannot build
+    diffuser_planner.save_pretrained(tmp_path / "p")
+    diffuser_planner.guidance = None
+    with pytest.raises(ValueError, match="Unknown guidance method 'nope'"):
+        type(diffuser_planner).from_pretrained(tmp_path / "p")
+    assert type(diffuser_planner).from_pretrained(tmp_path / "p", guidance="none").guidance is None
+    with pytest.raises(ValueError, match='guidance is a Guidance, a JSON spec dict or "none"'):
+        type(diffuser_planner).from_pretrained(tmp_path / "p", guidance="tfg")
+
+
 FACTORIES = {torch.randn, torch.rand, torch.randint, torch.randperm, torch.zeros, torch.ones, torch.full, torch.empty,
              torch.arange, torch.linspace, torch.eye, torch.tensor, torch.as_tensor}
 

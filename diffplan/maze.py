@@ -25,6 +25,21 @@ def _free_grid(rows: tuple[tuple, ...]) -> np.ndarray:
     return np.array([[c != 1 for c in r] for r in rows], dtype=bool)
 
 
+def cell_centres(maze_map: Sequence[Sequence[Any]]) -> np.ndarray:
+    """(rows, cols, 2) xy of every cell's centre (the inverse of ``xy_to_cell`` at cell centres)."""
+    rows, cols = len(maze_map), len(maze_map[0])
+    r, c = np.mgrid[:rows, :cols]
+    return np.stack([c + 0.5 - cols / 2, rows / 2 - r - 0.5], -1).astype(np.float64)
+
+
+NORM_EPS = 1e-9  # keeps norms differentiable at 0
+
+
+def smooth_norm(v: torch.Tensor) -> torch.Tensor:
+    """(..., D) -> (...,) ``sqrt(|v|^2 + NORM_EPS)``: a Euclidean norm with a gradient everywhere."""
+    return (v.pow(2).sum(-1) + NORM_EPS).sqrt()
+
+
 def in_free_cell(maze_map: list[list], xy: np.ndarray) -> np.ndarray:
     """(..., 2) xy -> (...,) bool: inside the map and not in a wall cell (called on every ``act``)."""
     free = _free_grid(tuple(tuple(r) for r in maze_map))
@@ -56,7 +71,7 @@ class CorridorDistance(nn.Module):
         rows, cols = free.shape
         self.rows, self.cols = rows, cols
         index = np.arange(rows * cols).reshape(rows, cols)
-        centres = np.stack([(index % cols) + 0.5 - cols / 2, rows / 2 - (index // cols) - 0.5], -1)  # (rows, cols, 2)
+        centres = cell_centres(maze_map)
         for lo, hi in closed:
             free &= ~((centres >= np.asarray(lo)) & (centres <= np.asarray(hi))).all(-1)
         moves = [(0, 1), (1, 0), (0, -1), (-1, 0)]
@@ -99,14 +114,10 @@ class CorridorDistance(nn.Module):
         goal_cell = self.cell(targets)[..., None]
         found = via >= 0
         safe = via.clamp(min=0)
-        straight = _norm(points - targets)
-        around = (_norm(points[..., None, :] - centres[safe]) + self.hops[safe, goal_cell].to(points.dtype)
-                  + _norm(centres[goal_cell] - targets[..., None, :]))
+        straight = smooth_norm(points - targets)
+        around = (smooth_norm(points[..., None, :] - centres[safe]) + self.hops[safe, goal_cell].to(points.dtype)
+                  + smooth_norm(centres[goal_cell] - targets[..., None, :]))
         candidates = torch.where(safe == goal_cell, straight[..., None], around)
         candidates = torch.where(found & candidates.isfinite(), candidates, torch.full_like(candidates, torch.inf))
         best = candidates.min(dim=-1).values
         return torch.where(best.isfinite(), best, straight)
-
-
-def _norm(v: torch.Tensor) -> torch.Tensor:
-    return (v.pow(2).sum(-1) + 1e-9).sqrt()

@@ -38,17 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffplan.maze import CorridorDistance
+from diffplan.maze import NORM_EPS, CorridorDistance, cell_centres, smooth_norm
 from diffplan.tasks import Task
 
 PlanFields = dict[str, torch.Tensor]
-_EPS = 1e-9  # keeps norms differentiable at 0
 _CHUNK_ELEMENTS = 2**25  # elements of the largest point-by-cell tensor MazeWalls builds at once (128 MB in float32)
 _TABLE_NODES_PER_CELL = 32  # MazeWalls' depth table: node spacing 1/32 of a cell (3 cm in PointMaze)
 
-
-def _norm(v: torch.Tensor) -> torch.Tensor:
-    return (v.pow(2).sum(-1) + _EPS).sqrt()
 
 
 def box_depth(positions: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -137,7 +133,7 @@ class Reach(_OnDims):
         """(B, H) each plan point's distance to the target (straight, or through the maze's corridors)."""
         if self.corridors is not None:
             return self.corridors(self.select(plan), self.goal(plan))
-        return _norm(self.select(plan) - self.goal(plan))
+        return smooth_norm(self.select(plan) - self.goal(plan))
 
     def distance(self, plan: PlanFields) -> torch.Tensor:
         """(B,) distance to the target (final point, soft minimum or mean over the plan)."""
@@ -212,7 +208,7 @@ class AvoidDisc(_Avoid):
         self.radius = float(radius)
 
     def depth(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.radius - _norm(positions - self.const("center", positions))
+        return self.radius - smooth_norm(positions - self.const("center", positions))
 
 
 class MazeWalls(_Penalty):
@@ -236,12 +232,11 @@ class MazeWalls(_Penalty):
                  sharpness: float = 10.0, between: int = 0):
         super().__init__(dims, margin, sharpness, between)
         rows, cols = len(maze_map), len(maze_map[0])
-        cells = {kind: [(r, c) for r in range(rows) for c in range(cols) if (maze_map[r][c] == 1) == kind]
-                 for kind in (True, False)}
-        if not cells[True] or not cells[False]:
+        wall = np.array([[c == 1 for c in row] for row in maze_map], dtype=bool)
+        if wall.all() or not wall.any():
             raise ValueError("maze_walls: the maze map needs wall cells and free cells.")
-        for name, kind in (("walls", True), ("free", False)):
-            centres = torch.tensor([[c + 0.5 - cols / 2, rows / 2 - r - 0.5] for r, c in cells[kind]])
+        for name, cells in (("walls", wall), ("free", ~wall)):
+            centres = torch.tensor(cell_centres(maze_map)[cells], dtype=torch.float32)  # row-major order
             self.register_buffer(f"{name}_lo", centres - 0.5)  # (N, 2)
             self.register_buffer(f"{name}_hi", centres + 0.5)
         self.register_buffer("extent", torch.tensor([cols / 2, rows / 2]))
@@ -267,7 +262,7 @@ class MazeWalls(_Penalty):
         grid = (inside_map / extent).reshape(1, -1, 1, 2)  # x, y in [-1, 1]: grid_sample's (width, height) order
         table = self.const("table", positions)
         depth = F.grid_sample(table, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        beyond = _norm(positions - inside_map) - _EPS**0.5
+        beyond = smooth_norm(positions - inside_map) - NORM_EPS**0.5
         return depth.reshape(positions.shape[:-1]) + beyond
 
     def exact_depth(self, positions: torch.Tensor) -> torch.Tensor:
@@ -283,7 +278,7 @@ class MazeWalls(_Penalty):
     def _exact_depth(self, positions: torch.Tensor) -> torch.Tensor:
         p = positions[..., None, :]  # (B, H, 1, 2)
         outside = (self.const("free_lo", p) - p).clamp(min=0) + (p - self.const("free_hi", p)).clamp(min=0)
-        to_free = _norm(outside).min(dim=-1).values - _EPS**0.5  # 0 in a free cell (up to the norm's epsilon)
+        to_free = smooth_norm(outside).min(dim=-1).values - NORM_EPS**0.5  # 0 in a free cell (up to the norm's epsilon)
         in_walls = box_depth(p, self.const("walls_lo", p), self.const("walls_hi", p))  # (B, H, W), as AvoidBox
         return torch.where(to_free > 1e-6, to_free, in_walls.max(dim=-1).values)
 
@@ -301,7 +296,7 @@ class Speed(_OnDims):
     def speed(self, plan: PlanFields) -> torch.Tensor:
         """(B, H) speed at every plan point."""
         v = self.select(plan)
-        return v[..., 0] if len(self.dims) == 1 else _norm(v)
+        return v[..., 0] if len(self.dims) == 1 else smooth_norm(v)
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
         return -(self.speed(plan) - self.target).pow(2).mean(dim=1)
@@ -323,8 +318,8 @@ class NearPath(_OnDims):
         p = self.select(plan)[..., None, :]  # (B, H, 1, D)
         pts = self.const("points", p)
         a, ab = pts[:-1], pts[1:] - pts[:-1]  # (K - 1, D)
-        s = (((p - a) * ab).sum(-1) / ab.pow(2).sum(-1).clamp(min=_EPS)).clamp(0, 1)  # (B, H, K - 1)
-        return _norm(p - (a + s[..., None] * ab)).min(dim=-1).values
+        s = (((p - a) * ab).sum(-1) / ab.pow(2).sum(-1).clamp(min=NORM_EPS)).clamp(0, 1)  # (B, H, K - 1)
+        return smooth_norm(p - (a + s[..., None] * ab)).min(dim=-1).values
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
         return -self.distance(plan).pow(2).mean(dim=1)
@@ -425,8 +420,8 @@ def _build(kind: str, args: dict[str, Any], task: Task) -> Objective:
             raise ValueError(f"Objective 'reach': metric \"corridors\" needs a maze task and 2 position dims; task "
                              f"{task.name!r} has {'no maze map' if task.maze_map is None else f'dims {dims}'}.")
         closed = args.get("closed", [])
-        if closed and metric != "corridors" or not isinstance(closed, list) \
-                or not all(isinstance(b, dict) and set(b) == {"lo", "hi"} for b in closed):
+        boxes = isinstance(closed, list) and all(isinstance(b, dict) and set(b) == {"lo", "hi"} for b in closed)
+        if not boxes or (closed and metric != "corridors"):
             raise ValueError(f"Objective 'reach': 'closed' is a list of boxes {{\"lo\": [x, y], \"hi\": [x, y]}} "
                              f"closed to the \"corridors\" metric, got {closed!r} with metric {metric!r}.")
         corridors = CorridorDistance(task.maze_map, [(b["lo"], b["hi"]) for b in closed]) \

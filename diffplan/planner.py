@@ -447,7 +447,8 @@ class Planner(nn.Module, Configurable):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, task: str | Task | None = None,
-                        guidance: Guidance | dict | str | None = None, allowed_classes: Iterable[str | type] = (), **overrides: Any) -> Planner:
+                        guidance: Guidance | dict | str | None = None, allowed_classes: Iterable[str | type] = (),
+                        **overrides: Any) -> Planner:
         """Load any planner folder.
 
         Args:

@@ -323,6 +323,7 @@ class DiffusionForcingPlanner(Planner):
         if goal_metric == "corridors" and task.maze_map is None:
             raise ValueError(f"goal_metric='corridors' needs a maze task; {task.name!r} has no maze map.")
         self.goal_metric = goal_metric
+        # a submodule: it follows the planner's device
         self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
         self.rollout_context = rollout_context
         self.model_fn = token_model(denoiser, frame_stack)
@@ -354,8 +355,7 @@ class DiffusionForcingPlanner(Planner):
         """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0."""
         if goal is None or not self.guidance_scale:
             return None
-        distance = None if self._corridors is None else self._corridors.to(self.device)
-        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, distance)
+        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, self._corridors)
 
     def _matrix(self, tokens: int) -> torch.Tensor:
         """The (M, tokens) scheduling matrix, kept per setting (built on the CPU, once)."""

@@ -32,6 +32,40 @@ def cell_centres(maze_map: Sequence[Sequence[Any]]) -> np.ndarray:
     return np.stack([c + 0.5 - cols / 2, rows / 2 - r - 0.5], -1).astype(np.float64)
 
 
+MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))  # 4-connected steps between cells, (d_row, d_col)
+
+
+def open_cells(maze_map: Sequence[Sequence[Any]],
+               closed: Sequence[tuple[Sequence[float], Sequence[float]]] = ()) -> np.ndarray:
+    """(rows, cols) bool: free cells of the map, minus those whose centres lie in a closed box ``(lo, hi)``."""
+    free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
+    centres = cell_centres(maze_map)
+    for lo, hi in closed:
+        free &= ~((centres >= np.asarray(lo)) & (centres <= np.asarray(hi))).all(-1)
+    return free
+
+
+def cell_hops(free: np.ndarray) -> np.ndarray:
+    """(cells, cells) moves between every pair of open cells (flat row-major indices) by breadth-first search over
+    ``free`` (rows, cols); inf where no route exists (from or to a closed cell, or another component)."""
+    rows, cols = free.shape
+    hops = np.full((rows * cols, rows * cols), np.inf)
+    for r0, c0 in zip(*np.nonzero(free)):
+        source = r0 * cols + c0
+        hops[source, source] = 0.0
+        frontier = [(r0, c0)]
+        while frontier:
+            nxt = []
+            for r, c in frontier:
+                for dr, dc in MOVES:
+                    r2, c2 = r + dr, c + dc
+                    if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2] and hops[source, r2 * cols + c2] == np.inf:
+                        hops[source, r2 * cols + c2] = hops[source, r * cols + c] + 1
+                        nxt.append((r2, c2))
+            frontier = nxt
+    return hops
+
+
 NORM_EPS = 1e-9  # keeps norms differentiable at 0
 
 
@@ -67,32 +101,16 @@ class CorridorDistance(nn.Module):
     def __init__(self, maze_map: Sequence[Sequence[Any]],
                  closed: Sequence[tuple[Sequence[float], Sequence[float]]] = ()):
         super().__init__()
-        free = np.array([[c != 1 for c in row] for row in maze_map], dtype=bool)
+        free = open_cells(maze_map, closed)
         rows, cols = free.shape
         self.rows, self.cols = rows, cols
         index = np.arange(rows * cols).reshape(rows, cols)
         centres = cell_centres(maze_map)
-        for lo, hi in closed:
-            free &= ~((centres >= np.asarray(lo)) & (centres <= np.asarray(hi))).all(-1)
-        moves = [(0, 1), (1, 0), (0, -1), (-1, 0)]
-        hops = np.full((rows * cols, rows * cols), np.inf)
-        for r0, c0 in zip(*np.nonzero(free)):  # breadth-first search from every free cell
-            hops[index[r0, c0], index[r0, c0]] = 0.0
-            frontier = [(r0, c0)]
-            while frontier:
-                nxt = []
-                for r, c in frontier:
-                    for dr, dc in moves:
-                        r2, c2 = r + dr, c + dc
-                        if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2] \
-                                and hops[index[r0, c0], index[r2, c2]] == np.inf:
-                            hops[index[r0, c0], index[r2, c2]] = hops[index[r0, c0], index[r, c]] + 1
-                            nxt.append((r2, c2))
-                frontier = nxt
-        routes = np.full((rows * cols, 1 + len(moves)), -1)  # each cell's own index (if free) and free neighbours'
+        hops = cell_hops(free)
+        routes = np.full((rows * cols, 1 + len(MOVES)), -1)  # each cell's own index (if free) and free neighbours'
         for r in range(rows):
             for c in range(cols):
-                for j, (dr, dc) in enumerate([(0, 0), *moves]):
+                for j, (dr, dc) in enumerate([(0, 0), *MOVES]):
                     r2, c2 = r + dr, c + dc
                     if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2]:
                         routes[index[r, c], j] = index[r2, c2]

@@ -240,11 +240,15 @@ class Planner(nn.Module, Configurable):
 
     def sample_steered(self, context: PlanContext, guidance: Guidance | dict | None = None,
                        generator: torch.Generator | None = None) -> Plan:
-        """One plan per row, steered by ``guidance`` (default ``self.guidance``); a sample-and-select in it
-        (``diffplan.guidance.select.Select``) draws its candidates in one ``sample`` call and keeps the best."""
+        """One plan per row, steered by ``guidance`` (default ``self.guidance``): its ``condition`` hook may change the
+        context first (e.g. ``waypoints``); a sample-and-select in it (``diffplan.guidance.select.Select``) draws its
+        candidates in one ``sample`` call and keeps the best."""
         from diffplan.guidance.select import split_select
 
-        select, rest = split_select(self._steering(guidance))
+        steering = self._steering(guidance)
+        if steering is not None:
+            context = steering.condition(context)
+        select, rest = split_select(steering)
         if select is None:
             return self.sample(context, 1, rest, generator)
         return select.choose(self, context, generator, rest)

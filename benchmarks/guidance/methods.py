@@ -2,7 +2,9 @@
 
 Names: ``none`` (unguided), ``dps lgd freedom mpgd ugd`` (the presets at their defaults), ``tfg`` (TFG with the
 hyper-parameters given, e.g. the setting ``search.py`` found on validation seeds), ``select<N>`` (best of N plain
-plans by the objective) and ``tfg+select<N>`` (best of N TFG-guided plans).
+plans by the objective), ``tfg+select<N>`` (best of N TFG-guided plans) and ``waypoints`` (goal replaced by a
+waypoint on a route round the objective's ``avoid_box`` boxes; ``waypoints+<method>`` steers toward it with
+another method).
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ PRESETS = ("dps", "lgd", "freedom", "mpgd", "ugd")
 ALL_METHODS = ("none", *PRESETS, "tfg", "select8", "select32", "tfg+select32")
 
 
-def method_spec(method: str, objective: Any, tfg: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The guidance spec of ``method`` for ``objective`` (an objective spec); None for ``none``."""
+def method_spec(method: str, objective: Any, tfg: dict[str, Any] | None = None,
+                waypoints: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The guidance spec of ``method`` for ``objective`` (an objective spec); None for ``none``. ``tfg`` and
+    ``waypoints`` hold those methods' hyper-parameters."""
     if method == "none":
         return None
+    if method.split("+", 1)[0] == "waypoints":
+        entries = objective if isinstance(objective, list) else [objective]
+        closed = [{"lo": o["lo"], "hi": o["hi"]} for o in entries if o.get("type") == "avoid_box"]
+        inner = method_spec(method.split("+", 1)[1], objective, tfg) if "+" in method else None
+        return {"method": "waypoints", "closed": closed, **(waypoints or {}), **({"guidance": inner} if inner else {})}
     if method in PRESETS:
         return {"method": method, "objective": objective}
     tfg_spec = {"method": "tfg", **(tfg or {}), "objective": objective}
@@ -31,12 +40,13 @@ def method_spec(method: str, objective: Any, tfg: dict[str, Any] | None = None) 
         if method.startswith(prefix) and method[len(prefix):].isdigit():
             spec = {"method": "select", "n": int(method[len(prefix):]), "objective": objective}
             return {**spec, "guidance": inner} if inner else spec
-    raise ValueError(f"Unknown method {method!r}: use none, {', '.join(PRESETS)}, tfg, select<N> or tfg+select<N>.")
+    raise ValueError(f"Unknown method {method!r}: use none, {', '.join(PRESETS)}, tfg, select<N>, tfg+select<N>, "
+                     f"waypoints or waypoints+<method>.")
 
 
 def run_methods(planner_path: str, objective: Any, methods: list[str], tfg: dict[str, Any] | None, label: str,
                 prefix: str, results: str, notes: str = "", overrides: dict[str, Any] | None = None,
-                **evaluate_kwargs: Any) -> dict[str, EvaluationResult]:
+                waypoints: dict[str, Any] | None = None, **evaluate_kwargs: Any) -> dict[str, EvaluationResult]:
     """Evaluate ``planner_path`` steered by each method toward ``objective``, on the same reset seeds.
 
     Prints one line per method and appends its row ``<prefix>-<label>-<method>`` to ``results``.
@@ -47,7 +57,7 @@ def run_methods(planner_path: str, objective: Any, methods: list[str], tfg: dict
     overrides = overrides or {}
     out = {}
     for method in methods:
-        spec = method_spec(method, objective, tfg)
+        spec = method_spec(method, objective, tfg, waypoints)
         planner = Planner.from_pretrained(planner_path, guidance=spec, **overrides)
         result = evaluate(planner, planner.task, progress=False, **evaluate_kwargs)
         s = result.summary()

@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--box", nargs="+", default=["box1", "box2"], help="names in BOXES, or objective JSON")
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
     parser.add_argument("--tfg", default="{}", help="TFG hyper-parameters (JSON), e.g. the searched setting")
+    parser.add_argument("--waypoints", default="{}", help="waypoints hyper-parameters (JSON), e.g. '{\"margin\": 2}'")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--num-envs", type=int, default=10)
@@ -74,7 +75,7 @@ def main() -> None:
         objective = objective[0] if len(objective) == 1 else objective
         run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
                     " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,
-                    num_envs=args.num_envs, violation=region)
+                    num_envs=args.num_envs, violation=region, waypoints=json.loads(args.waypoints))
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """The guidance interface of the sampling loop: three hooks that see a :class:`GuidanceContext`.
 
-Per denoising step, ``denoise`` runs  ``predict`` -> x0 -> ``guide_x0`` -> scheduler step -> ``guide_step`` ->
+Before sampling, ``condition(context)`` may change what the plan is conditioned on (e.g. a waypoint instead of the
+goal); it runs once per plan, in ``Planner.sample_steered``. Per denoising step, ``denoise`` runs  ``predict`` -> x0 -> ``guide_x0`` -> scheduler step -> ``guide_step`` ->
 constraints, and may repeat the step (``recurrence``). A hook returns the (possibly changed) tensor it was given.
 
 - ``predict(model_fn, x_t, t, ctx)``: the denoiser's output; combine several calls here (classifier-free guidance).
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from diffplan.data.normalizer import Normalizer
     from diffplan.diffusion.constraints import Inpaint
     from diffplan.diffusion.schedules import NoiseSchedule, StepCoefficients
+    from diffplan.planner import PlanContext
 
 ModelFn = Callable[..., torch.Tensor]
 
@@ -110,6 +112,9 @@ class Guidance(nn.Module):
     needs_grad: bool = False
     recurrence: int = 1
 
+    def condition(self, context: PlanContext) -> PlanContext:
+        return context
+
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         return model_fn(x, t)
 
@@ -128,6 +133,11 @@ class Compose(Guidance):
         self.guidances = nn.ModuleList([g for g in guidances if g is not None])
         self.needs_grad = any(g.needs_grad for g in self.guidances)
         self.recurrence = max([g.recurrence for g in self.guidances], default=1)
+
+    def condition(self, context: PlanContext) -> PlanContext:
+        for g in self.guidances:
+            context = g.condition(context)
+        return context
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         for g in reversed(self.guidances):

@@ -39,6 +39,9 @@ class Select(Guidance):
             raise ValueError("select: the candidates' guidance cannot itself select; use one select.")
         self.objective, self.n, self.guidance = objective, n, guidance
 
+    def condition(self, context: PlanContext) -> PlanContext:
+        return context if self.guidance is None else self.guidance.condition(context)
+
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         raise TypeError("Select chooses among whole plans and is no per-step hook; pass it to Planner.plan / act "
                         "(or call Select.choose), not to denoise or Planner.sample.")

@@ -45,23 +45,35 @@ def open_cells(maze_map: Sequence[Sequence[Any]],
     return free
 
 
+def neighbour_cells(free: np.ndarray) -> np.ndarray:
+    """(cells, 4) flat indices of each cell's neighbours in ``MOVES`` order, -1 where that neighbour is off the map or
+    not ``free`` (rows, cols)."""
+    rows, cols = free.shape
+    out = np.full((rows * cols, len(MOVES)), -1)
+    for r in range(rows):
+        for c in range(cols):
+            for j, (dr, dc) in enumerate(MOVES):
+                r2, c2 = r + dr, c + dc
+                if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2]:
+                    out[r * cols + c, j] = r2 * cols + c2
+    return out
+
+
 def cell_hops(free: np.ndarray) -> np.ndarray:
     """(cells, cells) moves between every pair of open cells (flat row-major indices) by breadth-first search over
     ``free`` (rows, cols); inf where no route exists (from or to a closed cell, or another component)."""
-    rows, cols = free.shape
-    hops = np.full((rows * cols, rows * cols), np.inf)
-    for r0, c0 in zip(*np.nonzero(free)):
-        source = r0 * cols + c0
+    neighbours = neighbour_cells(free)
+    hops = np.full((free.size, free.size), np.inf)
+    for source in np.flatnonzero(free):
         hops[source, source] = 0.0
-        frontier = [(r0, c0)]
+        frontier = [source]
         while frontier:
             nxt = []
-            for r, c in frontier:
-                for dr, dc in MOVES:
-                    r2, c2 = r + dr, c + dc
-                    if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2] and hops[source, r2 * cols + c2] == np.inf:
-                        hops[source, r2 * cols + c2] = hops[source, r * cols + c] + 1
-                        nxt.append((r2, c2))
+            for cell in frontier:
+                for n in neighbours[cell]:
+                    if n >= 0 and hops[source, n] == np.inf:
+                        hops[source, n] = hops[source, cell] + 1
+                        nxt.append(n)
             frontier = nxt
     return hops
 
@@ -104,16 +116,10 @@ class CorridorDistance(nn.Module):
         free = open_cells(maze_map, closed)
         rows, cols = free.shape
         self.rows, self.cols = rows, cols
-        index = np.arange(rows * cols).reshape(rows, cols)
         centres = cell_centres(maze_map)
         hops = cell_hops(free)
-        routes = np.full((rows * cols, 1 + len(MOVES)), -1)  # each cell's own index (if free) and free neighbours'
-        for r in range(rows):
-            for c in range(cols):
-                for j, (dr, dc) in enumerate([(0, 0), *MOVES]):
-                    r2, c2 = r + dr, c + dc
-                    if 0 <= r2 < rows and 0 <= c2 < cols and free[r2, c2]:
-                        routes[index[r, c], j] = index[r2, c2]
+        own = np.where(free.reshape(-1), np.arange(rows * cols), -1)
+        routes = np.concatenate([own[:, None], neighbour_cells(free)], axis=1)  # a cell's own index if free, and its free neighbours'
         self.register_buffer("hops", torch.tensor(hops, dtype=torch.float32))  # (cells, cells), inf: no route
         self.register_buffer("routes", torch.tensor(routes))  # (cells, 5), -1: none
         self.register_buffer("centres", torch.tensor(centres.reshape(-1, 2), dtype=torch.float32))  # (cells, 2)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from diffplan.guidance.base import Guidance, compose
-from diffplan.maze import MOVES, cell_centres, cell_hops, open_cells, xy_to_cell
+from diffplan.maze import cell_centres, cell_hops, neighbour_cells, open_cells, xy_to_cell
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,9 +54,7 @@ class Waypoints(Guidance):
         hops = cell_hops(walls_only)  # (cells, cells) through the whole maze
         around = cell_hops(routable)  # (cells, cells) with the closed cells removed
         shut = np.flatnonzero(walls_only & ~routable)
-        self.neighbours = [[r2 * self.cols + c2 for dr, dc in MOVES
-                            if 0 <= (r2 := r + dr) < routable.shape[0] and 0 <= (c2 := c + dc) < self.cols
-                            and routable[r2, c2]] for r in range(routable.shape[0]) for c in range(self.cols)]
+        self.neighbours = [[int(n) for n in row if n >= 0] for row in neighbour_cells(routable)]
         for cell in shut:  # an agent inside a closed cell leaves it by an open neighbour
             exits = self.neighbours[cell]
             around[cell] = 1 + around[exits].min(0) if exits else np.inf

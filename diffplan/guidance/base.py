@@ -1,8 +1,9 @@
-"""The guidance interface of the sampling loop: three hooks that see a :class:`GuidanceContext`.
+"""The guidance interface: one hook before sampling and three per step of the sampling loop.
 
-Before sampling, ``condition(context)`` may change what the plan is conditioned on (e.g. a waypoint instead of the
-goal); it runs once per plan, in ``Planner.sample_steered``. Per denoising step, ``denoise`` runs  ``predict`` -> x0 -> ``guide_x0`` -> scheduler step -> ``guide_step`` ->
-constraints, and may repeat the step (``recurrence``). A hook returns the (possibly changed) tensor it was given.
+Before sampling, ``condition(context)`` may change what the plan is conditioned on (e.g. a waypoint in place of the
+goal); ``Planner.sample_steered`` calls it once per plan. Per denoising step, ``denoise`` runs ``predict`` -> x0 ->
+``guide_x0`` -> scheduler step -> ``guide_step`` -> constraints, and may repeat the step (``recurrence``); these
+hooks see a :class:`GuidanceContext` and return the (possibly changed) tensor they were given.
 
 - ``predict(model_fn, x_t, t, ctx)``: the denoiser's output; combine several calls here (classifier-free guidance).
 - ``guide_x0(x0, x_t, ctx)``: the predicted clean sample; move it here (mean guidance). When ``needs_grad`` is

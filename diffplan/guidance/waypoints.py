@@ -83,7 +83,9 @@ class Waypoints(Guidance):
                              "(pass one to plan/act, or use an avoid_box objective with TFG).")
         here = context.obs[:, self.positions].detach().cpu().numpy()
         goal = context.goal.detach().cpu().numpy()
-        flat = [r * self.cols + c for r, c in (xy_to_cell(self.maze_map, xy) for xy in (here, goal))]
+        rows = len(self.maze_map)
+        flat = [np.clip(r, 0, rows - 1) * self.cols + np.clip(c, 0, self.cols - 1)
+                for r, c in (xy_to_cell(self.maze_map, xy) for xy in (here, goal))]
         cells = self.waypoint_cells(*flat)
         waypoint = np.where((cells == flat[1])[:, None], goal, self.centres[cells])
         return replace(context, goal=torch.as_tensor(waypoint, dtype=context.goal.dtype, device=context.goal.device))

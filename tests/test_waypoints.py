@@ -85,6 +85,8 @@ def test_waypoints_spec_round_trips_through_a_planner_folder(diffuser_planner, o
 
 @pytest.mark.parametrize("spec, match", [
     ({"method": "waypoints"}, "got closed=None"),
+    ({"method": "waypoints", "closed": []}, "may be empty with \"ahead\""),
+    ({"method": "waypoints", "ahead": 0}, "'ahead' must be"),
     ({"method": "waypoints", "closed": [{"lo": [0, 0]}]}, "a list of boxes"),
     ({"method": "waypoints", "closed": [{"lo": [0, 0], "hi": [1, 1]}], "boxes": 1}, "unknown \\['boxes'\\]"),
     ({"method": "waypoints", "closed": [{"lo": [0, 0], "hi": [1, 1]}], "margin": -1}, "'margin' must be"),
@@ -96,3 +98,17 @@ def test_bad_waypoints_specs_fail_in_one_line(decision_diffuser_planner, diffuse
     with pytest.raises(ValueError, match=match) as err:
         planner.plan(obs, guidance=spec)
     assert "\n" not in str(err.value)
+
+
+def test_with_ahead_the_waypoint_is_that_many_cells_along_the_route_until_the_goal_is_that_near():
+    maze = load_task("pointmaze-medium").maze_map
+    cols = len(maze[0])
+    hops = cell_hops(open_cells(maze))
+    waypoints = Waypoints(maze, [], positions=[0, 1], ahead=3)
+    goal = 6 * cols + 6
+    for start in np.flatnonzero(open_cells(maze)):
+        cell = int(waypoints.waypoint_cells(np.array([start]), np.array([goal]))[0])
+        if hops[start, goal] <= 3:
+            assert cell == goal
+        else:  # 3 moves from the start and on a shortest route to the goal
+            assert hops[start, cell] == 3 and hops[cell, goal] == hops[start, goal] - 3

@@ -16,6 +16,12 @@ goal cell (7, 9), with another way round:
 - ``box2``: cell (4, 10), the right column; the detour runs through (4, 6).
 - ``box3``: the left half of box1's cell. Unlike box1 and box2 (whole corridor cells, which only another route
   avoids), it can be passed on the right half of the same corridor (issue 14: what a fine-tune can bake in locally).
+
+Boxes on PointMaze medium (goal cell (6, 6), reached only through (4, 4)):
+- ``box1``: cell (3, 3), on the usual route of the 8 cells left of it (top-left room, left column); the detour runs
+  down the left column and along the bottom row.
+- ``box2``: cell (5, 4), on the usual route of the 5 bottom-left cells; the detour runs up the left column and
+  through (3, 3).
 """
 
 from __future__ import annotations
@@ -34,7 +40,12 @@ BOXES = {
         "box2": {"type": "avoid_box", "lo": [4.0, -0.5], "hi": [5.0, 0.5]},
         "box3": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [0.5, 0.5]},
     },
+    "pointmaze-medium": {
+        "box1": {"type": "avoid_box", "lo": [-1.0, 0.0], "hi": [0.0, 1.0]},
+        "box2": {"type": "avoid_box", "lo": [0.0, -2.0], "hi": [1.0, -1.0]},
+    },
 }
+BOXES["pointmaze-medium-hold"] = BOXES["pointmaze-medium"]  # same map, goal-hold data
 
 
 def main() -> None:

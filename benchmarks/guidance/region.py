@@ -14,6 +14,8 @@ goal cell (7, 9), with another way round:
 - ``box1``: cell (4, 6), the passage from the left half down to row 5; the detour runs over the top and down the
   right column.
 - ``box2``: cell (4, 10), the right column; the detour runs through (4, 6).
+- ``box4``: cell (5, 7), the corridor after box1's passage, on the shortest route of 30 cells (the most used); the
+  detour runs over the top and down the right column, as box1's.
 - ``box3``: the left half of box1's cell. Unlike box1 and box2 (whole corridor cells, which only another route
   avoids), it can be passed on the right half of the same corridor (issue 14: what a fine-tune can bake in locally).
 
@@ -30,15 +32,20 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
+from diffplan.environments import make_eval_vector_env
+from diffplan.evaluation.rollout import entered, violation_regions
+from diffplan.tasks import Task
 
 BOXES = {
     "pointmaze-large": {
         "box1": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [1.0, 0.5]},
         "box2": {"type": "avoid_box", "lo": [4.0, -0.5], "hi": [5.0, 0.5]},
         "box3": {"type": "avoid_box", "lo": [0.0, -0.5], "hi": [0.5, 0.5]},
+        "box4": {"type": "avoid_box", "lo": [1.0, -1.5], "hi": [2.0, -0.5]},
     },
     "pointmaze-medium": {
         "box1": {"type": "avoid_box", "lo": [-1.0, 0.0], "hi": [0.0, 1.0]},
@@ -46,6 +53,20 @@ BOXES = {
     },
 }
 BOXES["pointmaze-medium-hold"] = BOXES["pointmaze-medium"]  # same map, goal-hold data
+
+
+def starts_inside(task: Task, region: dict, episodes: int, seed: int, num_envs: int) -> int:
+    """Episodes (reset seeds as ``evaluate`` draws them) that start inside ``region``: counted as violations, though
+    no planner can avoid them."""
+    envs = make_eval_vector_env(task, min(num_envs, episodes))
+    count = 0
+    for first in range(0, episodes, envs.num_envs):
+        obs, _ = envs.reset(seed=[seed + first + i for i in range(envs.num_envs)])
+        starts = np.asarray(obs[task.observation_key])[:, None]
+        take = min(envs.num_envs, episodes - first)
+        count += int(entered(violation_regions(region, task), starts, np.zeros(len(starts), dtype=int))[:take].sum())
+    envs.close()
+    return count
 
 
 def main() -> None:
@@ -75,17 +96,20 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    boxes = BOXES.get(Planner.read_metadata(args.planner)["task"]["name"], {})
+    task = Task.from_dict(Planner.read_metadata(args.planner)["task"])
+    boxes = BOXES.get(task.name, {})
     prefix = args.name or Path(args.planner).name
     for box in args.box:
         region = boxes[box] if box in boxes else json.loads(box)
+        inside = starts_inside(task, region, args.episodes, args.seed, args.num_envs)
+        print(f"{box}: {inside} of {args.episodes} episodes start inside the box (violations no planner avoids)")
         walls = {"type": "maze_walls", "weight": args.walls, "between": args.walls_between}
         reach = {"type": "reach", "target": "goal", "at": "all", "metric": "corridors",
                  "closed": [{"lo": region["lo"], "hi": region["hi"]}], "weight": args.reach_corridors}
         objective = [region, *([walls] if args.walls else []), *([reach] if args.reach_corridors else [])]
         objective = objective[0] if len(objective) == 1 else objective
         run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
-                    " ".join(filter(None, [args.notes, f"box={box}"])), overrides, episodes=args.episodes, seed=args.seed,
+                    " ".join(filter(None, [args.notes, f"box={box}", f"starts_inside={inside}"])), overrides, episodes=args.episodes, seed=args.seed,
                     num_envs=args.num_envs, violation=region, waypoints=json.loads(args.waypoints))
 
 if __name__ == "__main__":

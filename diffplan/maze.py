@@ -20,6 +20,13 @@ def xy_to_cell(maze_map: list[list], xy: np.ndarray, scale: float = 1.0) -> tupl
     return row, col
 
 
+def flat_cells(maze_map: Sequence[Sequence[Any]], xy: np.ndarray) -> np.ndarray:
+    """(..., 2) xy -> (...,) row-major cell indices, clamped into the map (off-map points use the nearest edge cell)."""
+    rows, cols = len(maze_map), len(maze_map[0])
+    row, col = xy_to_cell(maze_map, xy)
+    return np.clip(row, 0, rows - 1) * cols + np.clip(col, 0, cols - 1)
+
+
 @functools.lru_cache(maxsize=32)
 def _free_grid(rows: tuple[tuple, ...]) -> np.ndarray:
     return np.array([[c != 1 for c in r] for r in rows], dtype=bool)

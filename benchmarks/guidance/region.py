@@ -59,12 +59,13 @@ def starts_inside(task: Task, region: dict, episodes: int, seed: int, num_envs: 
     """Episodes (reset seeds as ``evaluate`` draws them) that start inside ``region``: counted as violations, though
     no planner can avoid them."""
     envs = make_eval_vector_env(task, min(num_envs, episodes))
+    regions = violation_regions(region, task)
     count = 0
     for first in range(0, episodes, envs.num_envs):
         obs, _ = envs.reset(seed=[seed + first + i for i in range(envs.num_envs)])
         starts = np.asarray(obs[task.observation_key])[:, None]
         take = min(envs.num_envs, episodes - first)
-        count += int(entered(violation_regions(region, task), starts, np.zeros(len(starts), dtype=int))[:take].sum())
+        count += int(entered(regions, starts, np.zeros(len(starts), dtype=int))[:take].sum())
     envs.close()
     return count
 
@@ -108,9 +109,10 @@ def main() -> None:
                  "closed": [{"lo": region["lo"], "hi": region["hi"]}], "weight": args.reach_corridors}
         objective = [region, *([walls] if args.walls else []), *([reach] if args.reach_corridors else [])]
         objective = objective[0] if len(objective) == 1 else objective
-        run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results,
-                    " ".join(filter(None, [args.notes, f"box={box}", f"starts_inside={inside}"])), overrides, episodes=args.episodes, seed=args.seed,
-                    num_envs=args.num_envs, violation=region, waypoints=json.loads(args.waypoints))
+        notes = " ".join(filter(None, [args.notes, f"box={box}", f"starts_inside={inside}"]))
+        run_methods(args.planner, objective, args.methods, json.loads(args.tfg), box, prefix, args.results, notes,
+                    overrides, json.loads(args.waypoints), episodes=args.episodes, seed=args.seed,
+                    num_envs=args.num_envs, violation=region)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from diffplan.guidance.base import Guidance, compose
-from diffplan.maze import cell_centres, cell_hops, neighbour_cells, open_cells, xy_to_cell
+from diffplan.maze import cell_centres, cell_hops, flat_cells, neighbour_cells, open_cells
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -88,11 +88,9 @@ class Waypoints(Guidance):
                              "(pass one to plan/act, or use an avoid_box objective with TFG).")
         here = context.obs[:, self.positions].detach().cpu().numpy()
         goal = context.goal.detach().cpu().numpy()
-        rows = len(self.maze_map)
-        flat = [np.clip(r, 0, rows - 1) * self.cols + np.clip(c, 0, self.cols - 1)
-                for r, c in (xy_to_cell(self.maze_map, xy) for xy in (here, goal))]
-        cells = self.waypoint_cells(*flat)
-        waypoint = np.where((cells == flat[1])[:, None], goal, self.centres[cells])
+        goal_cells = flat_cells(self.maze_map, goal)
+        cells = self.waypoint_cells(flat_cells(self.maze_map, here), goal_cells)
+        waypoint = np.where((cells == goal_cells)[:, None], goal, self.centres[cells])
         return replace(context, goal=torch.as_tensor(waypoint, dtype=context.goal.dtype, device=context.goal.device))
 
 

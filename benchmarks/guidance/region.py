@@ -52,7 +52,8 @@ BOXES = {
         "box2": {"type": "avoid_box", "lo": [0.0, -2.0], "hi": [1.0, -1.0]},
     },
 }
-BOXES["pointmaze-medium-hold"] = BOXES["pointmaze-medium"]  # same map, goal-hold data
+BOXES["pointmaze-medium-hold"] = BOXES["pointmaze-medium"]  # same maps, goal-hold data
+BOXES["pointmaze-large-hold"] = BOXES["pointmaze-large"]
 
 
 def starts_inside(task: Task, region: dict, episodes: int, seed: int, num_envs: int) -> int:

@@ -34,7 +34,7 @@ def test_shipped_planner_loads_and_acts_in_its_task_env(folder: Path):
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
-def test_shipped_planner_readme_reproduces_it_from_committed_files(folder: Path):
+def test_shipped_planner_readme_has_a_reproduce_block_and_its_command_names_existing_files(folder: Path):
     readme = (folder / "README.md").read_text()
     assert re.search(r"## Reproduce\s*\n```bash\n", readme), f"{folder.name}/README.md has no '## Reproduce' bash block"
     command = json.loads((folder / "planner.json").read_text())["command"]

@@ -297,10 +297,13 @@ def test_guidance_scale_zero_is_a_no_op(diffusion_forcing_planner, obs_batch):
     assert torch.equal(planner.plan(obs_batch, guidance=guidance, generator=gen(7)).observations, without.observations)
 
 
-@pytest.mark.parametrize("mctg_samples, goal_metric", [(1, "straight"), (3, "straight"), (1, "corridors")])
-def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_batch, mctg_samples, goal_metric):
+@pytest.mark.parametrize("mctg_samples, goal_metric, goal_loss", [
+    (1, "straight", "tanh"), (3, "straight", "tanh"), (1, "corridors", "tanh"), (1, "corridors", "pseudo_huber"),
+    (1, "corridors", "approach")])
+def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_batch, mctg_samples, goal_metric,
+                                                  goal_loss):
     planner = toy_planner(tiny_diffusion_forcing, IdentityTokens(), mctg_samples=mctg_samples,
-                          goal_metric=goal_metric)
+                          goal_metric=goal_metric, goal_loss=goal_loss)
     corridors = CorridorDistance(planner.task.maze_map)
     goal = torch.tensor(GOAL, dtype=torch.float32)
 
@@ -315,6 +318,46 @@ def test_guidance_lowers_the_distance_to_the_goal(tiny_diffusion_forcing, obs_ba
                                         for s in range(3)])
     assert distances[1.0].mean() < 0.9 * distances[0.0].mean()
     assert (distances[1.0][..., -1].mean(0) < distances[0.0][..., -1].mean(0)).all()  # every row's end is closer
+
+
+def test_pseudo_huber_goal_loss_is_flat_at_the_goal_and_of_unit_slope_far_away():
+    guidance = GoalGuidance(torch.zeros(1, 2), [0, 1], loss="pseudo_huber")
+    ctx = type("Ctx", (), {"to_env": staticmethod(lambda x: {"observations": x})})()
+    d = torch.tensor([0.0, 1e-3, 10.0, 10.1], requires_grad=True)
+    points = torch.stack([d, torch.zeros_like(d)], -1)[None]  # (1, 4, 2) on the x axis, the goal at the origin
+    (grad,) = torch.autograd.grad(guidance.loss(points, ctx), d)
+    assert abs(grad[1]) < 1e-2 and grad[2] == pytest.approx(1.0, abs=2e-3)
+    tanh = GoalGuidance(torch.zeros(1, 2), [0, 1])
+    (grad_tanh,) = torch.autograd.grad(tanh.loss(points, ctx), d)
+    assert grad_tanh[1] == pytest.approx(0.5, abs=1e-3) and grad_tanh[2] < 1e-3  # DF's: strongest at the goal
+    with pytest.raises(ValueError, match="goal_loss"):
+        GoalGuidance(torch.zeros(1, 2), [0, 1], loss="l2")
+
+
+def test_approach_goal_loss_is_pseudo_huber_on_far_rows_and_tanh_on_near_ones():
+    ctx = type("Ctx", (), {"to_env": staticmethod(lambda x: {"observations": x})})()
+    points = torch.randn(2, 5, 2)
+    loss = {kind: [GoalGuidance(torch.zeros(1, 2), [0, 1], loss=kind).loss(points[i:i + 1], ctx) for i in range(2)]
+            for kind in ("tanh", "pseudo_huber")}
+    approach = GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach", far=torch.tensor([True, False]))
+    torch.testing.assert_close(approach.loss(points, ctx), loss["pseudo_huber"][0] + loss["tanh"][1])
+    with pytest.raises(ValueError, match="far"):
+        GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach")
+
+
+def test_clip_guided_keeps_a_strongly_guided_plan_inside_the_data_range(tiny_diffusion_forcing, obs_batch):
+    module, dm = tiny_diffusion_forcing
+    def plan_extent(clip: bool) -> float:
+        planner = module.to_planner(dm.task, 1, num_inference_steps=4, guidance_scale=100.0, clip_guided=clip)
+        plan = planner.plan(obs_batch, goal=GOAL, generator=gen(3))  # pulled hard enough to leave the data
+        x = torch.cat([planner.normalizer.normalize("observations", plan.observations),
+                       planner.normalizer.normalize("actions", plan.actions)], -1)
+        return float(x.abs().max())
+
+    assert plan_extent(clip=True) <= 1.0 + 1e-5
+    assert plan_extent(clip=False) > 1.5
+    with pytest.raises(ValueError, match="goal_loss"):
+        module.to_planner(dm.task, 1, goal_loss="l2")
 
 
 @pytest.mark.parametrize("goal_steps", [1, 3])

@@ -39,6 +39,7 @@ from diffplan.planner import Plan, PlanContext, Planner, steer
 from diffplan.tasks import Task
 
 SCHEDULING = ("full_sequence", "pyramid", "autoregressive")
+GOAL_LOSSES = ("tanh", "pseudo_huber", "approach")
 
 
 def pack_tokens(x: torch.Tensor, frame_stack: int) -> torch.Tensor:
@@ -199,27 +200,46 @@ class GoalGuidance(Guidance):
         scale: guidance scale (0: no-op).
         samples: MCTG samples per step (1 = plain guidance).
         distance: ``(points (B, H, G), goals (B, 1, G)) -> (B, H)``; None: the straight distance.
+        loss: ``"tanh"`` (DF's ``tanh(d / 2)``: its pull is strongest at the goal and fades with distance),
+            ``"pseudo_huber"`` (``sqrt(d^2 + c^2) - c``, c = ``HUBER_WIDTH`` m: no pull at the goal and a pull of unit
+            slope far from it) or ``"approach"``: pseudo-Huber for the rows in ``far`` (the agent still on its way),
+            tanh for the others (the agent at the goal, where a strong pull makes the ball jitter).
+        far: (B,) bool, the rows for ``"approach"``.
+        clip: clamp the guided x0 to [-1, 1] (bounded normalizers), as the sampler clamps the unguided one; without
+            it a guided plan can leave the data's range and its diffused actions saturate.
     """
 
     needs_grad = True
+    HUBER_WIDTH = 0.5
 
     def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1,
-                 distance: nn.Module | None = None):
+                 distance: nn.Module | None = None, loss: str = "tanh", clip: bool = False,
+                 far: torch.Tensor | None = None):
         super().__init__()
         if samples < 1:
             raise ValueError(f"mctg_samples must be >= 1, got {samples}.")
+        if loss not in GOAL_LOSSES:
+            raise ValueError(f"goal_loss must be one of {GOAL_LOSSES}, got {loss!r}.")
         self.goal, self.goal_dims, self.scale, self.samples = goal, list(goal_dims), scale, samples
-        self.distance = distance
+        if loss == "approach" and far is None:
+            raise ValueError("goal_loss='approach' needs `far`, the rows whose agent is still on its way.")
+        self.distance, self.loss_kind, self.clip, self.far = distance, loss, clip, far
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
         return model_fn(x, t)
 
     def loss(self, x0: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
-        """Sum over batch and steps of ``tanh(|p - g| / 2)`` (per-row terms are independent)."""
+        """Sum over batch and steps of ``tanh(d / 2)`` or the pseudo-Huber ``d`` (per-row terms are independent)."""
         positions = ctx.to_env(x0)["observations"][..., self.goal_dims]
         goal = self.goal.to(x0)[:, None]
         distance = (positions - goal).norm(dim=-1) if self.distance is None else self.distance(positions, goal)
+        huber = (distance ** 2 + self.HUBER_WIDTH ** 2).sqrt() - self.HUBER_WIDTH
+        if self.loss_kind == "pseudo_huber":
+            return huber.sum()
+        if self.loss_kind == "approach":
+            far = self.far.to(x0.device).repeat_interleave(len(x0) // len(self.far))[:, None]
+            return torch.where(far, huber, torch.tanh(distance / 2)).sum()
         return torch.tanh(distance / 2).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
@@ -241,7 +261,8 @@ class GoalGuidance(Guidance):
             grad = self._mctg_gradient(x0, x_t, ctx, future)
         if ctx.free is not None:
             grad = grad * ctx.free
-        return x0.detach() - self.scale * grad
+        guided = x0.detach() - self.scale * grad
+        return guided.clamp(-1.0, 1.0) if self.clip else guided
 
     def _mctg_gradient(self, x0: torch.Tensor, x_t: torch.Tensor, ctx: GuidanceContext,
                        future: torch.Tensor) -> torch.Tensor:
@@ -272,6 +293,11 @@ class DiffusionForcingPlanner(Planner):
             free cells of the task's maze map, ``diffplan.maze.CorridorDistance``: the pull then leads round walls
             instead of into them).
         mctg_samples: Monte-Carlo guidance samples of the future per step (1 = plain guidance).
+        goal_loss: ``"tanh"`` (DF's), ``"pseudo_huber"`` (no pull at the goal, unit slope far away) or
+            ``"approach"`` (pseudo-Huber while the agent is farther than ``approach_radius`` from the goal in
+            ``goal_metric``, DF's tanh within it), see :class:`GoalGuidance`.
+        approach_radius: metres, for ``goal_loss="approach"``.
+        clip_guided: clamp the guided x0 to the data's range, as the unguided one is (bounded normalizers only).
         goal_inpainting: also pin the goal position at the plan's last ``goal_steps`` steps.
         goal_steps: how many last steps ``goal_inpainting`` pins at the goal (1: the last step; ``frame_stack``: the
             whole last token, the ball resting at its goal, which a DF trained with independent token levels has
@@ -293,7 +319,9 @@ class DiffusionForcingPlanner(Planner):
                  horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10,
                  num_inference_steps: int = 10, scheduling: str = "pyramid", uncertainty: float = 1.0, eta: float = 0.0,
                  guidance_scale: float = 1.0, mctg_samples: int = 1, goal_metric: str = "straight",
-                 goal_inpainting: bool = False, goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
+                 goal_loss: str = "tanh", approach_radius: float = 0.5, clip_guided: bool = False,
+                 goal_inpainting: bool = False,
+                 goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
                  **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
         super().__init__(task, **planner_kwargs)
@@ -323,6 +351,10 @@ class DiffusionForcingPlanner(Planner):
         if goal_metric == "corridors" and task.maze_map is None:
             raise ValueError(f"goal_metric='corridors' needs a maze task; {task.name!r} has no maze map.")
         self.goal_metric = goal_metric
+        if goal_loss not in GOAL_LOSSES:
+            raise ValueError(f"goal_loss must be one of {GOAL_LOSSES}, got {goal_loss!r}.")
+        self.goal_loss, self.approach_radius = goal_loss, approach_radius
+        self.clip_guided = clip_guided and normalizer.is_bounded("observations", "actions")
         # a submodule: it follows the planner's device
         self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
         self.rollout_context = rollout_context
@@ -351,11 +383,20 @@ class DiffusionForcingPlanner(Planner):
             return InverseDynamicsActions(self.inverse_dynamics, self.normalizer)(plan, obs, k)
         return super().action_from_plan(plan, obs, k)
 
-    def goal_guidance(self, goal: torch.Tensor | None) -> Guidance | None:
-        """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0."""
+    def goal_guidance(self, goal: torch.Tensor | None, obs: torch.Tensor | None = None) -> Guidance | None:
+        """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0;
+        ``obs`` (B, O) the current observations, which ``goal_loss="approach"`` needs."""
         if goal is None or not self.guidance_scale:
             return None
-        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, self._corridors)
+        far = None
+        if self.goal_loss == "approach":
+            if obs is None:
+                raise ValueError("goal_loss='approach' needs the current observations.")
+            here, target = obs[:, list(self.task.goal_dims)], goal.to(obs)
+            distance = (here - target).norm(dim=-1) if self._corridors is None else self._corridors(here, target)
+            far = distance > self.approach_radius
+        return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, self._corridors,
+                            loss=self.goal_loss, clip=self.clip_guided, far=far)
 
     def _matrix(self, tokens: int) -> torch.Tensor:
         """The (M, tokens) scheduling matrix, kept per setting (built on the CPU, once)."""
@@ -401,7 +442,7 @@ class DiffusionForcingPlanner(Planner):
         b = obs.shape[0]
         noise = randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
         k = 0 if context is None else context.shape[1] // self.frame_stack
-        guidance = steer(self.goal_guidance(goal), guidance)
+        guidance = steer(self.goal_guidance(goal, obs), guidance)
         return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),
                        constraints=self.constraints(obs, noise, goal, context, pin_obs), guidance=guidance, eta=self.eta,
                        clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from diffplan import Planner
+from diffplan.cli import _parse_overrides as parse_overrides
 from diffplan.evaluation.protocols import controller_returns
 from diffplan.evaluation.results import git_commit
 from diffplan.evaluation.rollout import evaluate
@@ -45,15 +46,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "goal_hold.txt"))
     args = parser.parse_args()
 
-    overrides = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            parser.error(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(text)
-        except json.JSONDecodeError:  # a plain string, as `diffplan evaluate --set` takes it
-            overrides[key] = text
+    overrides = parse_overrides(args.set)  # as `diffplan evaluate --set` reads them
     guidance = json.loads(args.guidance) if args.guidance else None
     planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
     task = load_task(args.task) if args.task else planner.task

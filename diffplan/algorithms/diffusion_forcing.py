@@ -234,13 +234,12 @@ class GoalGuidance(Guidance):
         positions = ctx.to_env(x0)["observations"][..., self.goal_dims]
         goal = self.goal.to(x0)[:, None]
         distance = (positions - goal).norm(dim=-1) if self.distance is None else self.distance(positions, goal)
+        if self.loss_kind == "tanh":
+            return torch.tanh(distance / 2).sum()
         huber = (distance ** 2 + self.HUBER_WIDTH ** 2).sqrt() - self.HUBER_WIDTH
         if self.loss_kind == "pseudo_huber":
             return huber.sum()
-        if self.loss_kind == "approach":
-            far = self.far.to(x0.device).repeat_interleave(len(x0) // len(self.far))[:, None]
-            return torch.where(far, huber, torch.tanh(distance / 2)).sum()
-        return torch.tanh(distance / 2).sum()
+        return torch.where(self.far.to(x0.device)[:, None], huber, torch.tanh(distance / 2)).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
         """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""

@@ -28,8 +28,6 @@ def _data(args: argparse.Namespace) -> None:
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` pairs; a value is JSON (``5``, ``true``, ``[1, 2]``) or else a plain string."""
-    import json
-
     overrides = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -127,7 +125,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if not args.no_record:
         results = Path(args.results or RESULTS_DEFAULT.format(suite=task.suite))
         used = args.guidance if args.guidance else (json.dumps(in_use) if in_use is not None else "")
-        notes = " ".join(filter(None, [args.notes, f"guidance={used}" if used else "",
+        settings = f"set={json.dumps(overrides)}" if overrides else ""  # what differs from the folder's config
+        notes = " ".join(filter(None, [args.notes, settings, f"guidance={used}" if used else "",
                                        f"violation={json.dumps(violation)}" if violation is not None else ""]))
         append_row(results, result_row(result, planner, name, args.planner, args.seed, meta, notes))
         print(f"row appended to {results}")

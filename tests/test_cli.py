@@ -30,6 +30,7 @@ def test_fit_export_evaluate(tiny_dataset, tmp_path, caplog, recwarn):
           "--results", str(results), "--quiet", "--set", "replan_every=100"])
     rows = read_rows(results)
     assert len(rows) == 1 and rows[0]["task"] == "pointmaze-umaze" and rows[0]["replan_every"] == "100"
+    assert 'set={"replan_every": 100}' in rows[0]["notes"]  # the row records the settings it overrode
     assert float(rows[0]["plan_ms_b1"]) > 0
     # open loop (one plan per 100 steps): a step costs far less than a plan
     assert 0 < float(rows[0]["act_ms_b1"]) < float(rows[0]["plan_ms_b1"])

@@ -59,7 +59,7 @@ def run_methods(planner_path: str, objective: Any, methods: list[str], tfg: dict
     for method in methods:
         spec = method_spec(method, objective, tfg, waypoints)
         planner = Planner.from_pretrained(planner_path, guidance=spec, **overrides)
-        result = evaluate(planner, planner.task, progress=False, **evaluate_kwargs)
+        result = evaluate(planner, planner.task, progress=True, **evaluate_kwargs)
         s = result.summary()
         share = f" controller {s['controller_share']:.0f}%" if result.controller_returns is not None else ""
         violation = f" violation {s['violation']:.2f}" if result.violations is not None else ""

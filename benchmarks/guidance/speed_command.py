@@ -68,7 +68,7 @@ def main() -> None:
                 spec = method_spec(method, objective, tfg)
                 planner = Planner.from_pretrained(args.planner, task=task, guidance=spec)
                 result = evaluate(planner, task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
-                                  keep_paths=args.episodes, progress=False)
+                                  keep_paths=args.episodes, progress=True)
                 executed = [float(path[:n, dim].mean()) for path, n in zip(result.paths, result.lengths)]
                 errors = [abs(v - target) for v in executed]
                 row = {"date": datetime.date.today().isoformat(), "commit": revision, "task": task.name,

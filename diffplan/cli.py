@@ -26,7 +26,7 @@ def _data(args: argparse.Namespace) -> None:
           f"{meta.get('ref_min_score'):.2f} / {meta.get('ref_max_score'):.2f}, {time.perf_counter() - t0:.1f} s")
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` pairs; a value is JSON (``5``, ``true``, ``[1, 2]``) or else a plain string."""
     overrides = {}
     for item in items:
@@ -100,7 +100,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs)):
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
-    overrides = _parse_overrides(args.set)
+    overrides = parse_overrides(args.set)
     guidance = _parse_guidance(args.guidance)
     meta = Planner.read_metadata(args.planner) if Path(args.planner).is_dir() else {}
     _check_override_types(overrides, meta.get("config", {}))

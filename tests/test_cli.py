@@ -80,9 +80,9 @@ def test_bad_evaluate_arguments_are_one_clear_line(diffuser_planner, tmp_path, c
 
 
 def test_set_values_are_json_else_strings():
-    from diffplan.cli import _parse_overrides
+    from diffplan.cli import parse_overrides
 
-    assert _parse_overrides(["n=5", "scale=0.5", "jit=true", "dims=[0, 1]", "source=tracker", "empty="]) == {
+    assert parse_overrides(["n=5", "scale=0.5", "jit=true", "dims=[0, 1]", "source=tracker", "empty="]) == {
         "n": 5, "scale": 0.5, "jit": True, "dims": [0, 1], "source": "tracker", "empty": ""}
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
+from diffplan.cli import parse_overrides
+
 REACH_GOAL = {"type": "reach", "target": "goal"}
 
 
@@ -34,7 +36,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--num-envs", type=int, default=10)
-    parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
+    parser.add_argument("--set", nargs="*", default=[],
+                        help="planner overrides KEY=VALUE (as evaluate --set), e.g. replan_every=100")
     parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
     parser.add_argument("--results", default="runs/eval/guidance/results.csv")
     parser.add_argument("--notes", default="")
@@ -44,7 +47,7 @@ def main() -> None:
     if args.walls:
         objective = [*(objective if isinstance(objective, list) else [objective]),
                      {"type": "maze_walls", "weight": args.walls}]
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     run_methods(args.planner, objective, args.methods, json.loads(args.tfg), "goal",
                 args.name or Path(args.planner).name, args.results, args.notes, overrides, episodes=args.episodes,
                 seed=args.seed, num_envs=args.num_envs, protocol="random_pairs")

@@ -36,6 +36,7 @@ import numpy as np
 from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
+from diffplan.cli import parse_overrides
 from diffplan.environments import make_eval_vector_env
 from diffplan.evaluation.rollout import entered, violation_regions
 from diffplan.tasks import Task
@@ -91,13 +92,14 @@ def main() -> None:
                         help="add, with this weight, the episode's goal reached through the maze's corridors with the "
                              "box's cells closed ({\"type\": \"reach\", \"metric\": \"corridors\", \"closed\": "
                              "[box]}): its gradient leads round the box instead of only off it")
-    parser.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=100")
+    parser.add_argument("--set", nargs="*", default=[],
+                        help="planner overrides KEY=VALUE (as evaluate --set), e.g. replan_every=100")
     parser.add_argument("--name", default=None, help="row name prefix (default: the folder's name)")
     parser.add_argument("--results", default="runs/eval/guidance/results.csv")
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
 
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     task = Task.from_dict(Planner.read_metadata(args.planner)["task"])
     boxes = BOXES.get(task.name, {})
     prefix = args.name or Path(args.planner).name

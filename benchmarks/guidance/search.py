@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffplan.cli import parse_overrides
 from diffplan.environments import make_eval_vector_env
 from diffplan.evaluation.rollout import evaluate
 from diffplan.guidance.search import Axis, Candidate, beam_search
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="first validation reset seed (below 1000)")
     p.add_argument("--num-envs", type=int, default=10)
     p.add_argument("--protocol", default="task", help="rollout episodes: task or random_pairs (diffplan evaluate)")
-    p.add_argument("--set", nargs="*", default=[], help="planner overrides key=JSON, e.g. replan_every=60")
+    p.add_argument("--set", nargs="*", default=[],
+                   help="planner overrides KEY=VALUE (as evaluate --set), e.g. replan_every=60")
     p.add_argument("--base", default='{"recur_steps": 1, "iter_steps": 4}', help="fixed TFG settings (JSON)")
     p.add_argument("--select", type=int, default=None, help="search TFG inside a select over N samples")
     p.add_argument("--space", default=None,
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"validation seeds are 0..{TEST_SEEDS - 1}; --seed {args.seed} with --episodes {args.episodes} "
                 f"reaches into the test seeds ({TEST_SEEDS}+), which are kept for the reported rows.")
     objective, base = json.loads(args.objective), json.loads(args.base)
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     planner = Planner.from_pretrained(args.planner, task=args.task, **overrides)
     task = load_task(args.task) if args.task else planner.task
     if args.score == "rollout":

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from diffplan import Planner
-from diffplan.cli import _parse_overrides as parse_overrides
+from diffplan.cli import parse_overrides
 from diffplan.evaluation.protocols import controller_returns
 from diffplan.evaluation.results import git_commit
 from diffplan.evaluation.rollout import evaluate

@@ -341,8 +341,23 @@ def test_approach_goal_loss_is_pseudo_huber_on_far_rows_and_tanh_on_near_ones():
             for kind in ("tanh", "pseudo_huber")}
     approach = GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach", far=torch.tensor([True, False]))
     torch.testing.assert_close(approach.loss(points, ctx), loss["pseudo_huber"][0] + loss["tanh"][1])
+    held = GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach", far=torch.tensor([True, False]), hold_scale=3.0)
+    torch.testing.assert_close(held.loss(points, ctx), loss["pseudo_huber"][0] + 3.0 * loss["tanh"][1])
     with pytest.raises(ValueError, match="far"):
         GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach")
+
+
+def test_lower_temperature_draws_plans_closer_together(tiny_diffusion_forcing, obs_batch):
+    module, dm = tiny_diffusion_forcing
+    obs = np.repeat(obs_batch[:1], 16, 0)  # one start, 16 draws
+
+    def spread(**settings) -> float:
+        planner = module.to_planner(dm.task, 1, num_inference_steps=4, **settings)
+        return float(planner.plan(obs, generator=gen(5)).normalized.std(0).mean())
+
+    assert spread(temperature=0.2) < 0.75 * spread()
+    with pytest.raises(ValueError, match="temperature"):
+        module.to_planner(dm.task, 1, temperature=0.0)
 
 
 def test_clip_guided_keeps_a_strongly_guided_plan_inside_the_data_range(tiny_diffusion_forcing, obs_batch):
@@ -371,6 +386,19 @@ def test_goal_inpainting_pins_the_last_goal_steps_positions(tiny_diffusion_forci
     assert not torch.allclose(plan.observations[:, -goal_steps - 1, :2], goal[:, 0])
     with pytest.raises(ValueError, match="goal_steps"):
         module.to_planner(dm.task, 1, goal_steps=module.horizon)
+
+
+def test_inpaint_radius_pins_only_the_rows_near_their_goal(tiny_diffusion_forcing, obs_batch):
+    module, dm = tiny_diffusion_forcing
+    planner = module.to_planner(dm.task, 1, num_inference_steps=4, goal_inpainting=True, inpaint_radius=0.5,
+                                guidance_scale=0.0)
+    goal = np.array([[1.0, -1.2], [-1.0, 1.0], [0.3, 1.0]])  # rows 0 and 2 within 0.5 m of their agent, row 1 not
+    plan = planner.plan(obs_batch, goal=goal, generator=gen(8))
+    last = plan.observations[:, -1, :2]
+    torch.testing.assert_close(last[[0, 2]], torch.tensor(goal[[0, 2]], dtype=torch.float32))
+    assert (last[1] - torch.tensor(goal[1], dtype=torch.float32)).norm() > 0.5
+    with pytest.raises(ValueError, match="inpaint_radius"):
+        module.to_planner(dm.task, 1, goal_inpainting=True, inpaint_radius=-1.0)
 
 
 # -- rollouts and the control loop ----------------------------------------------------------------------------------

@@ -205,6 +205,7 @@ class GoalGuidance(Guidance):
             slope far from it) or ``"approach"``: pseudo-Huber for the rows in ``far`` (the agent still on its way),
             tanh for the others (the agent at the goal, where a strong pull makes the ball jitter).
         far: (B,) bool, the rows for ``"approach"``.
+        hold_scale: with ``"approach"``, the tanh term of the rows not in ``far`` is multiplied by it.
         clip: clamp the guided x0 to [-1, 1] (bounded normalizers), as the sampler clamps the unguided one; without
             it a guided plan can leave the data's range and its diffused actions saturate.
     """
@@ -214,7 +215,7 @@ class GoalGuidance(Guidance):
 
     def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1,
                  distance: nn.Module | None = None, loss: str = "tanh", clip: bool = False,
-                 far: torch.Tensor | None = None):
+                 far: torch.Tensor | None = None, hold_scale: float = 1.0):
         super().__init__()
         if samples < 1:
             raise ValueError(f"mctg_samples must be >= 1, got {samples}.")
@@ -223,7 +224,7 @@ class GoalGuidance(Guidance):
         self.goal, self.goal_dims, self.scale, self.samples = goal, list(goal_dims), scale, samples
         if loss == "approach" and far is None:
             raise ValueError("goal_loss='approach' needs `far`, the rows whose agent is still on its way.")
-        self.distance, self.loss_kind, self.clip, self.far = distance, loss, clip, far
+        self.distance, self.loss_kind, self.clip, self.far, self.hold_scale = distance, loss, clip, far, hold_scale
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
@@ -239,7 +240,7 @@ class GoalGuidance(Guidance):
         huber = (distance ** 2 + self.HUBER_WIDTH ** 2).sqrt() - self.HUBER_WIDTH
         if self.loss_kind == "pseudo_huber":
             return huber.sum()
-        return torch.where(self.far.to(x0.device)[:, None], huber, torch.tanh(distance / 2)).sum()
+        return torch.where(self.far.to(x0.device)[:, None], huber, self.hold_scale * torch.tanh(distance / 2)).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
         """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""
@@ -287,6 +288,8 @@ class DiffusionForcingPlanner(Planner):
         num_inference_steps: sampling levels S (DDIM timesteps).
         scheduling: ``"pyramid"`` (with ``uncertainty``), ``"full_sequence"`` or ``"autoregressive"``.
         eta: 0 = DDIM, 1 = DDPM-like ancestral noise.
+        temperature: the initial noise is drawn with this standard deviation (1: the model's distribution; below 1,
+            with ``eta=0``, samples nearer its mode, e.g. diffused actions with less of the data's action noise).
         guidance_scale: goal guidance scale (0 = off; used only when a goal is given).
         goal_metric: the distance the goal guidance shortens: ``"straight"`` (DF's) or ``"corridors"`` (through the
             free cells of the task's maze map, ``diffplan.maze.CorridorDistance``: the pull then leads round walls
@@ -296,8 +299,12 @@ class DiffusionForcingPlanner(Planner):
             ``"approach"`` (pseudo-Huber while the agent is farther than ``approach_radius`` from the goal in
             ``goal_metric``, DF's tanh within it), see :class:`GoalGuidance`.
         approach_radius: metres, for ``goal_loss="approach"``.
+        hold_scale: for ``goal_loss="approach"``, multiplies the pull (tanh) of the rows within ``approach_radius``.
         clip_guided: clamp the guided x0 to the data's range, as the unguided one is (bounded normalizers only).
         goal_inpainting: also pin the goal position at the plan's last ``goal_steps`` steps.
+        inpaint_radius: metres; with ``goal_inpainting``, pin only in the rows whose agent is within it of its goal
+            (in ``goal_metric``), so that a plan from the goal ends there while plans on the way, e.g. to a waypoint,
+            are not made to stop (None: pin in every row).
         goal_steps: how many last steps ``goal_inpainting`` pins at the goal (1: the last step; ``frame_stack``: the
             whole last token, the ball resting at its goal, which a DF trained with independent token levels has
             seen as a clean token).
@@ -317,9 +324,11 @@ class DiffusionForcingPlanner(Planner):
     def __init__(self, task: Task, normalizer: Normalizer, denoiser: nn.Module, schedule: dict[str, Any],
                  horizon: int, inverse_dynamics: nn.Module | None = None, frame_stack: int = 10,
                  num_inference_steps: int = 10, scheduling: str = "pyramid", uncertainty: float = 1.0, eta: float = 0.0,
+                 temperature: float = 1.0,
                  guidance_scale: float = 1.0, mctg_samples: int = 1, goal_metric: str = "straight",
-                 goal_loss: str = "tanh", approach_radius: float = 0.5, clip_guided: bool = False,
-                 goal_inpainting: bool = False,
+                 goal_loss: str = "tanh", approach_radius: float = 0.5, hold_scale: float = 1.0,
+                 clip_guided: bool = False,
+                 goal_inpainting: bool = False, inpaint_radius: float | None = None,
                  goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
                  **planner_kwargs: Any):
         planner_kwargs.setdefault("replan_every", frame_stack)
@@ -339,12 +348,16 @@ class DiffusionForcingPlanner(Planner):
         self.horizon, self.frame_stack, self.tokens = horizon, frame_stack, horizon // frame_stack
         if not 1 <= rollout_context < self.tokens:
             raise ValueError(f"rollout_context={rollout_context} must be in [1, {self.tokens - 1}].")
-        self.num_inference_steps, self.scheduling, self.uncertainty, self.eta = (
-            num_inference_steps, scheduling, uncertainty, eta)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        self.num_inference_steps, self.scheduling, self.uncertainty, self.eta, self.temperature = (
+            num_inference_steps, scheduling, uncertainty, eta, temperature)
         self.guidance_scale, self.mctg_samples, self.goal_inpainting = guidance_scale, mctg_samples, goal_inpainting
         if not 1 <= goal_steps <= horizon - frame_stack:
             raise ValueError(f"goal_steps={goal_steps} must be in [1, {horizon - frame_stack}].")
-        self.goal_steps = goal_steps
+        if inpaint_radius is not None and not inpaint_radius > 0:
+            raise ValueError(f"inpaint_radius must be > 0 metres or null (pin in every row), got {inpaint_radius!r}.")
+        self.goal_steps, self.inpaint_radius = goal_steps, inpaint_radius
         if goal_metric not in ("straight", "corridors"):
             raise ValueError(f"goal_metric must be 'straight' or 'corridors', got {goal_metric!r}.")
         if goal_metric == "corridors" and task.maze_map is None:
@@ -352,7 +365,9 @@ class DiffusionForcingPlanner(Planner):
         self.goal_metric = goal_metric
         if goal_loss not in GOAL_LOSSES:
             raise ValueError(f"goal_loss must be one of {GOAL_LOSSES}, got {goal_loss!r}.")
-        self.goal_loss, self.approach_radius = goal_loss, approach_radius
+        if not hold_scale >= 0:
+            raise ValueError(f"hold_scale must be >= 0, got {hold_scale!r}.")
+        self.goal_loss, self.approach_radius, self.hold_scale = goal_loss, approach_radius, hold_scale
         self.clip_guided = clip_guided and normalizer.is_bounded("observations", "actions")
         # a submodule: it follows the planner's device
         self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
@@ -391,11 +406,15 @@ class DiffusionForcingPlanner(Planner):
         if self.goal_loss == "approach":
             if obs is None:
                 raise ValueError("goal_loss='approach' needs the current observations.")
-            here, target = obs[:, list(self.task.goal_dims)], goal.to(obs)
-            distance = (here - target).norm(dim=-1) if self._corridors is None else self._corridors(here, target)
-            far = distance > self.approach_radius
+            far = ~self.near_goal(obs, goal, self.approach_radius)
         return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, self._corridors,
-                            loss=self.goal_loss, clip=self.clip_guided, far=far)
+                            loss=self.goal_loss, clip=self.clip_guided, far=far, hold_scale=self.hold_scale)
+
+    def near_goal(self, obs: torch.Tensor, goal: torch.Tensor, radius: float) -> torch.Tensor:
+        """(B,) bool: the agents of ``obs`` (B, O) within ``radius`` metres of ``goal`` (B, G), in ``goal_metric``."""
+        here, target = obs[:, list(self.task.goal_dims)], goal.to(obs)
+        distance = (here - target).norm(dim=-1) if self._corridors is None else self._corridors(here, target)
+        return distance <= radius
 
     def _matrix(self, tokens: int) -> torch.Tensor:
         """The (M, tokens) scheduling matrix, kept per setting (built on the CPU, once)."""
@@ -416,7 +435,7 @@ class DiffusionForcingPlanner(Planner):
                     context: torch.Tensor | None = None, pin_obs: bool = False) -> Inpaint:
         """The current observation at step 0, or whole clean ``context`` steps (B, K, C) normalized (and, with
         ``pin_obs``, ``obs`` at the step after them); the goal position at the last ``goal_steps`` steps with
-        ``goal_inpainting``."""
+        ``goal_inpainting`` (in the rows within ``inpaint_radius`` of their goal, if set)."""
         c = Inpaint.empty(like)
         k = 0 if context is None else context.shape[1]
         if context is not None:
@@ -428,8 +447,9 @@ class DiffusionForcingPlanner(Planner):
             dims = list(self.task.goal_dims)
             channels = self.layout.channels("observations", dims)
             goal_values = self.normalizer.normalize("observations", goal, dims)
+            rows = None if self.inpaint_radius is None else self.near_goal(obs, goal, self.inpaint_radius)
             for step in range(-self.goal_steps, 0):
-                c.pin(step, channels, goal_values)
+                c.pin(step, channels, goal_values, rows)
         return c
 
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,
@@ -439,7 +459,7 @@ class DiffusionForcingPlanner(Planner):
         (K a multiple of ``frame_stack``; the causal model does not see what follows them), with ``obs`` pinned
         right after them if ``pin_obs``."""
         b = obs.shape[0]
-        noise = randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
+        noise = self.temperature * randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
         k = 0 if context is None else context.shape[1] // self.frame_stack
         guidance = steer(self.goal_guidance(goal, obs), guidance)
         return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),

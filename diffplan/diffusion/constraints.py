@@ -21,10 +21,18 @@ class Inpaint:
     def empty(cls, like: torch.Tensor) -> Inpaint:
         return cls(torch.zeros_like(like, dtype=torch.bool), torch.zeros_like(like))
 
-    def pin(self, time_index: int, channels: list[int], values: torch.Tensor) -> Inpaint:
-        """Pin ``channels`` at ``time_index`` to ``values`` (B, len(channels)); returns self for chaining."""
-        self.mask[:, time_index, channels] = True
-        self.values[:, time_index, channels] = values.to(self.values.dtype)
+    def pin(self, time_index: int, channels: list[int], values: torch.Tensor,
+            rows: torch.Tensor | None = None) -> Inpaint:
+        """Pin ``channels`` at ``time_index`` to ``values`` (B, len(channels)), in the rows where ``rows`` (B,) bool
+        is True (None: all rows); returns self for chaining."""
+        if rows is None:
+            self.mask[:, time_index, channels] = True
+            self.values[:, time_index, channels] = values.to(self.values.dtype)
+            return self
+        rows = rows.to(self.mask.device)
+        self.mask[:, time_index, channels] |= rows[:, None]
+        current = self.values[:, time_index, channels]
+        self.values[:, time_index, channels] = torch.where(rows[:, None], values.to(current), current)
         return self
 
     def __and__(self, other: Inpaint) -> Inpaint:

@@ -144,6 +144,10 @@ class Planner(nn.Module, Configurable):
         action_source: ``"diffused"`` executes the planned actions; ``"tracker"`` drives a PD controller along the
             planned positions (``tracker_kp``, ``tracker_kd``, ``tracker_lookahead``; see ``action_sources``).
         seed: seeds the generator that ``act`` uses, so whole episodes reproduce.
+        action_ensemble: temporal ensembling of diffused actions (ACT, Zhao et al. 2023): each plan's actions for its
+            next ``action_ensemble`` env steps are kept, and ``act`` executes the mean of the ones kept for the
+            current step (with ``replan_every=1``, the last ``action_ensemble`` plans'). Averaging independent samples
+            damps the sampled action noise of the data that replanning every step otherwise executes; 1 = off.
 
     Attributes:
         guidance: a :class:`~diffplan.guidance.base.Guidance` that ``act`` (and ``plan`` when given none) steers
@@ -155,8 +159,11 @@ class Planner(nn.Module, Configurable):
     history_actions: bool = False
 
     def __init__(self, task: Task, replan_every: int = 0, action_source: str = "diffused", tracker_kp: float = 10.0,
-                 tracker_kd: float = 1.0, tracker_lookahead: float = 0.0, seed: int = 0):
+                 tracker_kd: float = 1.0, tracker_lookahead: float = 0.0, seed: int = 0, action_ensemble: int = 1):
         super().__init__()
+        if not isinstance(action_ensemble, int) or isinstance(action_ensemble, bool) or action_ensemble < 1:
+            raise ValueError(f"action_ensemble must be an integer >= 1 (1: off), got {action_ensemble!r}.")
+        self.action_ensemble = action_ensemble
         self.task = task
         self.replan_every = int(replan_every)
         self.tracker_kp, self.tracker_kd, self.tracker_lookahead = tracker_kp, tracker_kd, tracker_lookahead
@@ -180,11 +187,19 @@ class Planner(nn.Module, Configurable):
         super().save_config({k: v for k, v in local_vars.items() if k not in (*self.components, "task")})
         self.config.update(replan_every=self.replan_every, action_source=self.action_source,
                            tracker_kp=self.tracker_kp, tracker_kd=self.tracker_kd,
-                           tracker_lookahead=self.tracker_lookahead, seed=self.seed)
+                           tracker_lookahead=self.tracker_lookahead, seed=self.seed,
+                           action_ensemble=self.action_ensemble)
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "schedule")
-        return f"{type(self).__name__}(task={self.task.name!r}, {settings})"
+        """One line: the class, the task and the settings that differ from their defaults (as scikit-learn)."""
+        defaults = {}
+        for cls in reversed(type(self).__mro__):
+            if issubclass(cls, Planner):
+                defaults.update({name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                                 if p.default is not inspect.Parameter.empty})
+        settings = "".join(f", {k}={v!r}" for k, v in self.config.items()
+                           if k != "schedule" and not (k in defaults and defaults[k] == v))
+        return f"{type(self).__name__}(task={self.task.name!r}{settings})"
 
     @property
     def device(self) -> torch.device:
@@ -348,6 +363,7 @@ class Planner(nn.Module, Configurable):
         self._observed: torch.Tensor | None = None  # (B, history_length + 1, obs_dim), newest last
         self._acted: torch.Tensor | None = None  # (B, history_length, act_dim), the actions taken, newest last
         self._observed_count = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._ensemble: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, E, act_dim) sums, (B, E) counts
         self._seed_now = self.seed if seed is None else seed
         self._generator = torch.Generator(device=self.device).manual_seed(self._seed_now)
 
@@ -387,19 +403,43 @@ class Planner(nn.Module, Configurable):
         x, g, batched = self.parse_observation(obs, goal)
         self._observe(x)
         rows = self._needs_plan | ((self._since_plan >= self.replan_every) if self.replan_every > 0 else False)
+        starts = self._needs_plan.clone()
         if rows.any():
             context = self._context_for(rows, x, g)
             plan = self._checked(self.sample_steered(context, None, self._act_generator()), context)
             self.current_plan = plan if bool(rows.all()) else self.current_plan.with_rows(rows, plan)
             self._since_plan[rows] = 0
             self._needs_plan[rows] = False
-        action = self.action_from_plan(self.current_plan, x.to(self.device), self._since_plan)
+        if self.action_ensemble > 1:
+            action = self._ensembled_action(x.to(self.device), rows, starts)
+        else:
+            action = self.action_from_plan(self.current_plan, x.to(self.device), self._since_plan)
         self._since_plan += 1
         if self.history_actions and self.history_length:
             self._record_action(action)
         action = action if batched else action[0]
         raw = self._raw(obs)
         return action.to(raw.device) if isinstance(raw, torch.Tensor) else action.cpu().numpy()
+
+    def _ensembled_action(self, x: torch.Tensor, planned: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """(B, act_dim): the mean of the kept predictions for this step, after adding the ``planned`` rows' new plan
+        (B,) bool; ``starts`` (B,) bool rows begin an episode and drop what they kept."""
+        if self.action_source != "diffused":
+            raise ValueError(f"action_ensemble={self.action_ensemble} averages diffused actions; it cannot average "
+                             f"action_source={self.action_source!r}. Set action_source='diffused' or action_ensemble=1.")
+        e = self.action_ensemble
+        ahead = torch.stack([self.action_from_plan(self.current_plan, x, self._since_plan + j) for j in range(e)], 1)
+        if self._ensemble is None or self._ensemble[0].shape[0] != x.shape[0]:
+            self._ensemble = (ahead.new_zeros(ahead.shape), ahead.new_zeros(ahead.shape[:2]))
+        sums, counts = self._ensemble
+        keep = (~starts).to(sums)[:, None]
+        new = planned.to(sums)[:, None]
+        sums, counts = sums * keep[..., None] + ahead * new[..., None], counts * keep + new
+        # a row whose plan is older than the ensemble (replan_every > action_ensemble) acts on that plan alone
+        action = torch.where(counts[:, :1] > 0, sums[:, 0] / counts[:, :1].clamp(min=1), ahead[:, 0])
+        self._ensemble = (torch.cat([sums[:, 1:], sums.new_zeros(sums[:, :1].shape)], 1),
+                          torch.cat([counts[:, 1:], counts.new_zeros(counts[:, :1].shape)], 1))
+        return action
 
     def _record_action(self, action: torch.Tensor) -> None:
         """Append each env's action (B, act_dim) to its action history (aligned with the observation history)."""

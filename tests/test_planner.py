@@ -66,6 +66,33 @@ def test_diffused_action_source_returns_planned_actions(planner, obs_batch):
     np.testing.assert_allclose(action, planner.current_plan.actions[:, 0].numpy())
 
 
+@pytest.mark.parametrize("name", ["diffuser", "hierarchical", "diffusion_forcing"])
+def test_action_ensemble_executes_the_mean_of_the_last_plans_predictions(name, request, obs_batch, tmp_path):
+    request.getfixturevalue(f"{name}_planner").save_pretrained(tmp_path / "p")
+    planner = Planner.from_pretrained(tmp_path / "p", action_source="diffused", replan_every=1, action_ensemble=3)
+    planner.save_pretrained(tmp_path / "q")
+    assert Planner.from_pretrained(tmp_path / "q").action_ensemble == 3
+    planner.reset(seed=4)
+    x = torch.as_tensor(obs_batch, dtype=torch.float32)
+    plans, actions = [], []
+    for _ in range(4):
+        actions.append(torch.as_tensor(planner.act(obs_batch)))
+        plans.append(planner.current_plan)
+    ages = range(3)  # at step 3 the plans of steps 3, 2 and 1 predict it, 0, 1 and 2 steps after they were made
+    expected = torch.stack([planner.action_from_plan(plans[3 - j], x, torch.full((3,), j)) for j in ages]).mean(0)
+    torch.testing.assert_close(actions[3], expected)
+    torch.testing.assert_close(actions[0], plans[0].actions[:, 0])  # the first step has one plan to go by
+    assert not torch.allclose(actions[3], plans[3].actions[:, 0])
+    planner.predict(obs_batch, episode_start=np.array([False, True, False]))  # row 1 starts over, alone
+    restarted = torch.as_tensor(planner.predict(obs_batch, episode_start=np.array([False, True, False]))[0])
+    torch.testing.assert_close(restarted[1], planner.current_plan.actions[1, 0])
+    planner.action_source = "tracker"
+    with pytest.raises(ValueError, match="action_ensemble"):
+        planner.act(obs_batch)
+    with pytest.raises(ValueError, match="action_ensemble"):
+        Planner.from_pretrained(tmp_path / "p", action_ensemble=0)
+
+
 def test_episodes_reproduce_after_reset_with_a_seed(any_planner, obs_batch):
     runs = []
     for _ in range(2):
@@ -261,10 +288,13 @@ def test_bad_row_messages_stay_short_for_large_batches(diffuser_planner):
     assert len(str(err.value)) < 300 and "\n" not in str(err.value)
 
 
-def test_repr_is_one_short_line_naming_class_and_task(any_planner):
+def test_repr_is_one_short_line_naming_class_task_and_changed_settings(any_planner, tmp_path):
     text = repr(any_planner)
     assert "\n" not in text and len(text) < 500
     assert text.startswith(type(any_planner).__name__ + "(") and "pointmaze-umaze" in text
+    assert "seed=" not in text  # settings at their defaults are left out
+    any_planner.save_pretrained(tmp_path / "p")
+    assert "seed=7" in repr(Planner.from_pretrained(tmp_path / "p", seed=7))
 
 
 def test_tracker_targets_each_envs_own_step_of_its_plan(umaze):

@@ -7,7 +7,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffplan.planner import Planner
 
 # Outside the tracked benchmarks/ (runs/ is gitignored): published results are written only when asked for.
 RESULTS_DEFAULT = "runs/eval/{suite}/results.csv"
@@ -48,6 +51,27 @@ def _check_override_types(overrides: dict[str, Any], config: dict[str, Any]) -> 
         if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
             raise ValueError(f"--set {key}={value!r}: expected type {type(saved).__name__} "
                              f"(the planner has {key}={saved!r}).")
+
+
+def load_planner(path: str, settings: list[str], **load_kwargs: Any) -> tuple[Planner, dict[str, Any]]:
+    """The planner folder at ``path`` loaded with ``--set KEY=VALUE`` ``settings`` (and ``from_pretrained``'s
+    ``load_kwargs``), as ``diffplan evaluate`` loads it, and the parsed settings. A bad setting (malformed, of the
+    wrong type, or refused by the planner) raises a one-line ValueError naming it; scripts turn it into a usage error.
+    """
+    from diffplan.io import PlannerFolderError
+    from diffplan.planner import Planner
+
+    overrides = parse_overrides(settings)
+    meta = Planner.read_metadata(path) if Path(path).is_dir() else {}
+    _check_override_types(overrides, meta.get("config", {}))
+    try:
+        return Planner.from_pretrained(path, **load_kwargs, **overrides), overrides
+    except PlannerFolderError:
+        raise
+    except (TypeError, ValueError) as err:  # the planner's constructor rejected a value
+        if not overrides:
+            raise
+        raise ValueError(f"--set {' '.join(settings)}: {err}") from err
 
 
 def _default_name(planner_path: str) -> str:
@@ -93,25 +117,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     from diffplan.evaluation.plots import plot_paths
     from diffplan.evaluation.results import append_row, result_row
     from diffplan.evaluation.rollout import evaluate
-    from diffplan.io import PlannerFolderError
     from diffplan.planner import Planner
     from diffplan.tasks import load_task
 
     for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs)):
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}.")
-    overrides = parse_overrides(args.set)
-    guidance = _parse_guidance(args.guidance)
+    planner, overrides = load_planner(args.planner, args.set, task=args.task, guidance=_parse_guidance(args.guidance))
     meta = Planner.read_metadata(args.planner) if Path(args.planner).is_dir() else {}
-    _check_override_types(overrides, meta.get("config", {}))
-    try:
-        planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
-    except PlannerFolderError:
-        raise
-    except (TypeError, ValueError) as err:  # the planner's constructor rejected a value
-        if not overrides:
-            raise
-        raise ValueError(f"--set {' '.join(args.set)}: {err}") from err
     task = load_task(args.task) if args.task else planner.task
     in_use = planner.guidance if isinstance(planner.guidance, dict) else getattr(planner.guidance, "spec", None)
     violation = _violation_spec(args.violation, in_use)

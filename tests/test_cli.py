@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -286,3 +287,23 @@ def test_a_planner_exported_from_a_checkpoint_holds_its_averaged_weights(tiny_da
     assert exported.keys() == averaged.keys()
     assert all(torch.equal(exported[k], averaged[k]) for k in exported)
     assert not all(torch.equal(averaged[k], raw[k]) for k in averaged)  # the two differ, so the check can fail
+
+
+@pytest.mark.parametrize(("script", "extra"), [
+    ("pointmaze/goal_hold.py", []),
+    ("guidance/search.py", ["--objective", '{"type": "reach", "target": [1.0, 1.0]}']),
+    ("guidance/region.py", []),
+    ("guidance/new_goal.py", []),
+])
+def test_benchmark_scripts_report_a_bad_set_as_one_usage_line(script, extra, benchmark_script, diffuser_planner,
+                                                              tmp_path, capsys, monkeypatch):
+    """The scripts read --set as `diffplan evaluate` does (diffplan.cli.load_planner): a usage error, no traceback."""
+    diffuser_planner.save_pretrained(tmp_path / "planner")
+    argv = [str(tmp_path / "planner"), *extra, "--set", "num_inference_steps=ten"]
+    monkeypatch.setattr("sys.argv", [script, *argv])
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks" / Path(script).parent))
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_script(script).main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and "--set num_inference_steps='ten': expected type int" in err[-1]
+    assert not any("Traceback" in line for line in err)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
-from diffplan.cli import parse_overrides
+from diffplan.cli import load_planner
 
 REACH_GOAL = {"type": "reach", "target": "goal"}
 
@@ -47,7 +47,10 @@ def main() -> None:
     if args.walls:
         objective = [*(objective if isinstance(objective, list) else [objective]),
                      {"type": "maze_walls", "weight": args.walls}]
-    overrides = parse_overrides(args.set)
+    try:  # checked once here, as `diffplan evaluate` checks --set; each method loads the folder with them
+        _, overrides = load_planner(args.planner, args.set)
+    except ValueError as err:
+        parser.error(str(err))
     run_methods(args.planner, objective, args.methods, json.loads(args.tfg), "goal",
                 args.name or Path(args.planner).name, args.results, args.notes, overrides, episodes=args.episodes,
                 seed=args.seed, num_envs=args.num_envs, protocol="random_pairs")

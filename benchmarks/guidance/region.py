@@ -36,7 +36,7 @@ import numpy as np
 from methods import ALL_METHODS, run_methods  # benchmarks/guidance/methods.py
 
 from diffplan import Planner
-from diffplan.cli import parse_overrides
+from diffplan.cli import load_planner
 from diffplan.environments import make_eval_vector_env
 from diffplan.evaluation.rollout import entered, violation_regions
 from diffplan.tasks import Task
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
 
-    overrides = parse_overrides(args.set)
+    try:  # checked once here, as `diffplan evaluate` checks --set; each method loads the folder with them
+        _, overrides = load_planner(args.planner, args.set)
+    except ValueError as err:
+        parser.error(str(err))
     task = Task.from_dict(Planner.read_metadata(args.planner)["task"])
     boxes = BOXES.get(task.name, {})
     prefix = args.name or Path(args.planner).name

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffplan.cli import parse_overrides
+from diffplan.cli import load_planner
 from diffplan.environments import make_eval_vector_env
 from diffplan.evaluation.rollout import evaluate
 from diffplan.guidance.search import Axis, Candidate, beam_search
@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"validation seeds are 0..{TEST_SEEDS - 1}; --seed {args.seed} with --episodes {args.episodes} "
                 f"reaches into the test seeds ({TEST_SEEDS}+), which are kept for the reported rows.")
     objective, base = json.loads(args.objective), json.loads(args.base)
-    overrides = parse_overrides(args.set)
-    planner = Planner.from_pretrained(args.planner, task=args.task, **overrides)
+    try:
+        planner, _ = load_planner(args.planner, args.set, task=args.task)
+    except ValueError as err:
+        p.error(str(err))
     task = load_task(args.task) if args.task else planner.task
     if args.score == "rollout":
         scorer = rollout_scorer(planner, task, args.episodes, args.seed, args.num_envs, objective, args.protocol)

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffplan import Planner
-from diffplan.cli import parse_overrides
+from diffplan.cli import load_planner
 from diffplan.evaluation.protocols import controller_returns
 from diffplan.evaluation.results import git_commit
 from diffplan.evaluation.rollout import evaluate
@@ -46,9 +45,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "goal_hold.txt"))
     args = parser.parse_args()
 
-    overrides = parse_overrides(args.set)  # as `diffplan evaluate --set` reads them
     guidance = json.loads(args.guidance) if args.guidance else None
-    planner = Planner.from_pretrained(args.planner, task=args.task, guidance=guidance, **overrides)
+    try:  # --set as `diffplan evaluate` reads it
+        planner, overrides = load_planner(args.planner, args.set, task=args.task, guidance=guidance)
+    except ValueError as err:
+        parser.error(str(err))
     task = load_task(args.task) if args.task else planner.task
     result = evaluate(planner, task, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
                       keep_paths=args.episodes)

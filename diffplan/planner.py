@@ -427,16 +427,20 @@ class Planner(nn.Module, Configurable):
         if self.action_source != "diffused":
             raise ValueError(f"action_ensemble={self.action_ensemble} averages diffused actions; it cannot average "
                              f"action_source={self.action_source!r}. Set action_source='diffused' or action_ensemble=1.")
-        e = self.action_ensemble
-        ahead = torch.stack([self.action_from_plan(self.current_plan, x, self._since_plan + j) for j in range(e)], 1)
+        now = self.action_from_plan(self.current_plan, x, self._since_plan)
         if self._ensemble is None or self._ensemble[0].shape[0] != x.shape[0]:
-            self._ensemble = (ahead.new_zeros(ahead.shape), ahead.new_zeros(ahead.shape[:2]))
+            self._ensemble = (now.new_zeros(now.shape[0], self.action_ensemble, now.shape[1]),
+                              now.new_zeros(now.shape[0], self.action_ensemble))
         sums, counts = self._ensemble
         keep = (~starts).to(sums)[:, None]
-        new = planned.to(sums)[:, None]
-        sums, counts = sums * keep[..., None] + ahead * new[..., None], counts * keep + new
+        sums, counts = sums * keep[..., None], counts * keep
+        if bool(planned.any()):  # a new plan adds its predictions for the next action_ensemble steps
+            ahead = torch.stack([now, *(self.action_from_plan(self.current_plan, x, self._since_plan + j)
+                                        for j in range(1, self.action_ensemble))], 1)
+            new = planned.to(sums)[:, None]
+            sums, counts = sums + ahead * new[..., None], counts + new
         # a row whose plan is older than the ensemble (replan_every > action_ensemble) acts on that plan alone
-        action = torch.where(counts[:, :1] > 0, sums[:, 0] / counts[:, :1].clamp(min=1), ahead[:, 0])
+        action = torch.where(counts[:, :1] > 0, sums[:, 0] / counts[:, :1].clamp(min=1), now)
         self._ensemble = (torch.cat([sums[:, 1:], sums.new_zeros(sums[:, :1].shape)], 1),
                           torch.cat([counts[:, 1:], counts.new_zeros(counts[:, :1].shape)], 1))
         return action

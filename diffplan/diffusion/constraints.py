@@ -25,14 +25,11 @@ class Inpaint:
             rows: torch.Tensor | None = None) -> Inpaint:
         """Pin ``channels`` at ``time_index`` to ``values`` (B, len(channels)), in the rows where ``rows`` (B,) bool
         is True (None: all rows); returns self for chaining."""
-        if rows is None:
-            self.mask[:, time_index, channels] = True
-            self.values[:, time_index, channels] = values.to(self.values.dtype)
-            return self
-        rows = rows.to(self.mask.device)
-        self.mask[:, time_index, channels] |= rows[:, None]
+        pinned = self.mask.new_ones(self.mask.shape[0]) if rows is None else rows.to(self.mask.device)
+        pinned = pinned[:, None]
+        self.mask[:, time_index, channels] |= pinned
         current = self.values[:, time_index, channels]
-        self.values[:, time_index, channels] = torch.where(rows[:, None], values.to(current), current)
+        self.values[:, time_index, channels] = torch.where(pinned, values.to(current), current)
         return self
 
     def __and__(self, other: Inpaint) -> Inpaint:

@@ -326,14 +326,18 @@ class NearPath(_OnDims):
 
 
 class Critic(Objective):
-    """A learned value of the planned states: ``critic(observations (B, H, O)) -> (B,)`` (or (B, 1))."""
+    """A learned value of the plan: ``critic(observations (B, H, O)) -> (B,)`` (or (B, 1)), or
+    ``critic(observations, actions (B, H, A))`` for a critic whose ``reads_actions`` is true (a Q)."""
 
     def __init__(self, critic: nn.Module):
         super().__init__()
         self.critic = critic
 
     def forward(self, plan: PlanFields) -> torch.Tensor:
-        return self.critic(plan["observations"]).reshape(plan["observations"].shape[0])
+        obs = plan["observations"]
+        values = self.critic(obs, plan["actions"]) if getattr(self.critic, "reads_actions", False) \
+            else self.critic(obs)
+        return values.reshape(obs.shape[0])
 
 
 class WeightedSum(Objective):
@@ -454,7 +458,7 @@ def load_critic(path: str | Path) -> nn.Module:
         ValueError: the folder is missing, holds no critic, or holds something that is not a critic.
     """
     from diffplan.io import CONFIG, load_module
-    from diffplan.nn.critic import StateCritic
+    from diffplan.nn.critic import ActionCritic, StateCritic
 
     folder = Path(path)
     if not (folder / CONFIG).exists() and (folder / "critic" / CONFIG).exists():
@@ -464,9 +468,9 @@ def load_critic(path: str | Path) -> nn.Module:
         raise ValueError(f"Objective 'critic': {folder} {what}; \"path\" is the folder that `diffplan fit --model "
                          f"diffplan.algorithms.critic.CriticTraining ... --export DIR` wrote.")
     module = load_module(folder)
-    if not isinstance(module, StateCritic):  # a bad spec: ValueError, like every other objective_from_spec error
+    if not isinstance(module, (StateCritic, ActionCritic)):  # a bad spec: ValueError, like every spec error
         raise ValueError(f"Objective 'critic': {folder} holds a {type(module).__name__}, not a critic "  # noqa: TRY004
-                         f"(diffplan.nn.critic.StateCritic).")
+                         f"(diffplan.nn.critic.StateCritic or ActionCritic).")
     return module
 
 

@@ -12,7 +12,7 @@ from diffplan.algorithms.critic import CriticTraining, Transitions
 from diffplan.data.episodes import EpisodeArrays
 from diffplan.data.normalizer import Normalizer
 from diffplan.io import save_module
-from diffplan.nn.critic import StateCritic
+from diffplan.nn.critic import ActionCritic, StateCritic
 from diffplan.objectives import Critic, objective_from_spec
 from diffplan.tasks import load_task
 
@@ -43,7 +43,10 @@ def true_values() -> np.ndarray:
 def train(data: Transitions, target: str, steps: int = 600) -> CriticTraining:
     torch.manual_seed(0)
     module = CriticTraining(data.normalizer(), target=target, hidden=32, depth=2, learning_rate=1e-2, tau=0.1)
-    batch = {k: torch.stack([data[i][k] for i in range(len(data))]) for k in data[0]}
+    return fit_full_batch(module, {k: torch.stack([data[i][k] for i in range(len(data))]) for k in data[0]}, steps)
+
+
+def fit_full_batch(module: CriticTraining, batch: dict[str, torch.Tensor], steps: int) -> CriticTraining:
     opt = module.configure_optimizers()
     for _ in range(steps):
         opt.zero_grad()
@@ -149,3 +152,67 @@ def test_fit_refuses_planner_settings_for_a_critic(tiny_dataset, tmp_path, capsy
               "--data.progress", "false", "--trainer.max_steps", "1", "--trainer.logger", "false",
               "--trainer.default_root_dir", str(tmp_path), "--planner", '{"num_inference_steps": 3}'])
     assert info.value.code == 2 and "drop --planner" in capsys.readouterr().err
+
+
+def one_step_bandit(episodes: int = 2) -> EpisodeArrays:
+    """Episodes of one step from the same state: action +1 earns 1, action -1 earns 0, then a terminal state.
+    So Q(s, +1) = 1, Q(s, -1) = 0, and the tau-expectile of Q over the data's actions (half of each) is tau."""
+    actions = np.tile([[1.0], [0.0], [-1.0], [0.0]], (episodes // 2, 1)).astype(np.float32)
+    rewards = np.tile([1.0, 1.0, 0.0, 0.0], episodes // 2).astype(np.float32)
+    observations = np.tile([[1.0, 0.0], [0.0, 1.0]], (episodes, 1)).astype(np.float32)
+    return EpisodeArrays(observations=observations, actions=actions, rewards=rewards,
+                         goals=np.zeros((2 * episodes, 0), np.float32),
+                         episode_starts=np.arange(0, 2 * episodes, 2), episode_lengths=np.full(episodes, 2),
+                         terminated=np.ones(episodes, bool))
+
+
+def train_iql(expectile: float, steps: int = 300) -> CriticTraining:
+    data = Transitions(one_step_bandit(), 0.99)
+    torch.manual_seed(0)
+    module = CriticTraining(data.normalizer(), target="iql", hidden=32, depth=2, learning_rate=1e-2, tau=0.1,
+                            expectile=expectile)
+    return fit_full_batch(module, data.__getitems__(list(range(len(data)))), steps)
+
+
+@pytest.mark.parametrize("expectile", [0.5, 0.9])
+def test_iql_learns_q_of_each_action_and_the_expectile_of_v(expectile):
+    module = train_iql(expectile)
+    assert isinstance(module.critic, ActionCritic)
+    state = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    with torch.no_grad():
+        q = module.critic.action_values(state, torch.tensor([[1.0], [-1.0]]))
+        v = module.expectile_value.state_values(state[:1])
+    np.testing.assert_allclose(q.numpy(), [1.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(v.numpy(), [expectile], atol=0.05)  # 0.5: the data's mean; 0.9: towards the best
+
+
+def test_an_action_critic_objective_scores_the_plans_first_step_and_select_keeps_the_best(tmp_path):
+    module = train_iql(0.7)
+    save_module(module.critic, tmp_path / "q")
+    objective = objective_from_spec({"type": "critic", "path": str(tmp_path / "q")}, load_task("hopper-medium"))
+    obs = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).expand(3, 2, 2)
+    first_actions = torch.tensor([[-1.0], [1.0], [0.0]])
+    later = torch.tensor([[5.0], [-5.0], [0.0]])  # later actions do not count
+    values = objective({"observations": obs, "actions": torch.stack([first_actions, later], 1)})
+    torch.testing.assert_close(values, objective.critic.action_values(obs[:, 0], first_actions))
+    assert values.argmax() == 1
+    with pytest.raises(ValueError, match="1-dim actions"):
+        objective({"observations": obs, "actions": torch.zeros(3, 2, 3)})
+
+
+def test_batched_transitions_equal_the_items_one_by_one():
+    data = Transitions(chain(truncated=True), GAMMA, PENALTY)
+    batch = data.__getitems__([3, 0, 5])
+    for row, i in enumerate([3, 0, 5]):
+        for key, value in data[i].items():
+            torch.testing.assert_close(batch[key][row], value)
+
+
+def test_iql_needs_action_statistics_and_a_valid_expectile():
+    obs = np.random.rand(10, 3).astype(np.float32)
+    stats = Normalizer.fit({"observations": obs, "returns": obs[:, :1]}, {"observations": "gaussian",
+                                                                            "returns": "gaussian"})
+    with pytest.raises(ValueError, match="actions' statistics"):
+        CriticTraining(stats, target="iql")
+    with pytest.raises(ValueError, match="expectile must be in"):
+        CriticTraining(Transitions(chain(truncated=False), GAMMA).normalizer(), target="iql", expectile=1.0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from diffplan.data.episodes import load_episodes
 from diffplan.data.normalizer import Normalizer
@@ -68,15 +70,16 @@ class PlanningDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.windows)
 
-    def loader(self, windows: TrajectoryWindows, seed_offset: int = 0) -> DataLoader:
-        """Shuffled batches of ``windows`` (seed ``seed + seed_offset``) that resume mid-epoch from a checkpoint."""
+    def loader(self, windows: Dataset, seed_offset: int = 0, collate_fn: Callable | None = None) -> DataLoader:
+        """Shuffled batches of ``windows`` (seed ``seed + seed_offset``) that resume mid-epoch from a checkpoint;
+        ``collate_fn`` as in ``DataLoader`` (default: stack the items)."""
         trainer = self.trainer
         sampler = ResumableSampler(windows, trainer.world_size if trainer else 1, trainer.global_rank if trainer else 0,
                                    seed=self.seed + seed_offset)
         if self._resume is not None:
             sampler.resume(self._resume["epoch"], self._resume["batches"], self.batch_size)
         # its own generator: making the iterator must not draw from the global RNG that the training step uses
-        return DataLoader(windows, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+        return DataLoader(windows, batch_size=self.batch_size, sampler=sampler, drop_last=True, collate_fn=collate_fn,
                           num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed),
                           persistent_workers=self.num_workers > 0)
 

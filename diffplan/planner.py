@@ -474,12 +474,15 @@ class Planner(nn.Module, Configurable):
 
         Replaces an existing planner folder (a re-export); ``overwrite=True`` also deletes files diffplan did not
         write inside one. Any other existing path is refused (``diffplan.io.check_replaceable``). The planner's
-        ``guidance`` is saved as its JSON spec (``guidance=`` in ``metadata`` overrides it); a Guidance built in
-        Python, without a spec, is not saved."""
+        ``guidance`` is saved as its JSON spec (``guidance=`` in ``metadata`` overrides it), with copies of the
+        critic folders it reads, so a steered planner ships as one folder; a Guidance built in Python, without a
+        spec, is not saved."""
         spec = self.guidance if isinstance(self.guidance, dict) else getattr(self.guidance, "spec", None)
-        if spec is not None:
-            metadata.setdefault("guidance", spec)
         with atomic_folder(path, overwrite) as tmp:
+            if spec is not None and "guidance" not in metadata:
+                from diffplan.guidance.spec import carry_critics
+
+                metadata["guidance"] = carry_critics(spec, tmp, set(self.components))
             for name in self.components:
                 module = getattr(self, name)
                 if isinstance(module, Planner):  # composed planners (e.g. hierarchical levels) nest folders
@@ -503,7 +506,8 @@ class Planner(nn.Module, Configurable):
             task: optional; must name the task it was trained for. Its card then replaces the folder's copy (e.g. a
                 newer card that names the dims an objective needs); default: the card saved in the folder.
             guidance: a Guidance object (or its JSON spec) that ``act`` steers with; default: the folder's own
-                ``"guidance"`` spec, if it has one; ``"none"``: no guidance (the folder's is not even built).
+                ``"guidance"`` spec, if it has one (a relative critic path in it that the folder holds, e.g.
+                ``"critic"``, is read inside the folder); ``"none"``: no guidance (the folder's is not even built).
             allowed_classes: trust these classes outside diffplan that the folder names (import paths or classes).
             overrides: replace config values (e.g. ``num_inference_steps=5``, ``replan_every=10``).
         """
@@ -538,11 +542,14 @@ class Planner(nn.Module, Configurable):
         planner = planner_cls(task=wanted, **modules, **config)
         if isinstance(guidance, str) and guidance != "none":
             raise ValueError(f"guidance is a Guidance, a JSON spec dict or \"none\", got {guidance!r}.")
-        spec = guidance if guidance is not None else meta.get("guidance")
-        if spec is not None and spec != "none":
+        if guidance is None and isinstance(meta.get("guidance"), dict):
+            from diffplan.guidance.spec import read_in_folder
+
+            guidance = read_in_folder(meta["guidance"], path)
+        if guidance is not None and guidance != "none":
             from diffplan.guidance.spec import guidance_from_spec
 
-            planner.guidance = guidance_from_spec(spec, planner)
+            planner.guidance = guidance_from_spec(guidance, planner)
         return planner
 
     @staticmethod

@@ -76,6 +76,32 @@ def test_guidance_spec_round_trips_through_a_planner_folder(diffuser_planner, ob
         torch.testing.assert_close(theirs.observations, ours.observations, rtol=0, atol=0)
 
 
+def test_a_folder_saved_with_critic_selection_carries_its_critic(diffuser_planner, obs_batch, tmp_path,
+                                                                   monkeypatch):
+    from diffplan.io import save_module
+    from diffplan.nn.critic import ActionCritic
+
+    planner = diffuser_planner
+    torch.manual_seed(0)
+    act_dim = planner.plan(obs_batch, generator=gen(0)).actions.shape[-1]
+    save_module(ActionCritic(planner.obs_dim, act_dim, hidden=8), tmp_path / "runs" / "q")
+    spec = {"method": "select", "n": 4, "objective": {"type": "critic", "path": str(tmp_path / "runs" / "q")}}
+    planner.guidance = guidance_from_spec(spec, planner)
+    ours = planner.plan(obs_batch, generator=gen(2))
+    planner.save_pretrained(tmp_path / "steered")
+    assert type(planner).read_metadata(tmp_path / "steered")["guidance"]["objective"]["path"] == "critic"
+    assert (tmp_path / "steered" / "critic" / "config.json").exists()
+    (tmp_path / "runs" / "q" / "config.json").unlink()  # the original is gone: the folder must not need it
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = type(planner).from_pretrained(tmp_path / "steered")
+    assert isinstance(loaded.guidance, Select) and loaded.guidance.objective.critic.act_dim == act_dim
+    torch.testing.assert_close(loaded.plan(obs_batch, generator=gen(2)).actions, ours.actions, rtol=0, atol=0)
+    loaded.save_pretrained(tmp_path / "again")  # a re-save copies the critic out of the loaded folder
+    again = type(planner).from_pretrained(tmp_path / "again")
+    torch.testing.assert_close(again.plan(obs_batch, generator=gen(2)).actions, ours.actions, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("spec", [TFG_SPEC, SELECT_SPEC, {"method": "mpgd", "mu": 0.5, "objective": REACH}],
                          ids=["tfg", "select", "mpgd"])
 def test_every_planner_takes_guidance_specs_through_plan_act_and_from_pretrained(any_planner, obs_batch, tmp_path,

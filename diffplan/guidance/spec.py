@@ -7,7 +7,10 @@ only diffplan's own builders are looked up, so a spec never imports arbitrary co
 
 from __future__ import annotations
 
+import copy
 import importlib
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffplan.guidance.base import Guidance
@@ -46,3 +49,35 @@ def objective_specs(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
     objective = spec.get("objective")
     entries = objective if isinstance(objective, list) else [objective] if isinstance(objective, dict) else []
     return [*entries, *objective_specs(spec.get("guidance"))]
+
+
+def read_in_folder(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A planner folder's own guidance spec with each relative critic ``"path"`` that the folder holds read inside
+    it (``"path": "critic"`` is ``<folder>/critic``), so a steered planner ships with its critic as one folder."""
+    spec = copy.deepcopy(spec)
+    for entry in objective_specs(spec):
+        path = entry.get("path") if entry.get("type") == "critic" else None
+        if isinstance(path, str) and not Path(path).is_absolute() and (folder / path).is_dir():
+            entry["path"] = str(folder / path)
+    return spec
+
+
+def carry_critics(spec: dict[str, Any], folder: Path, taken: set[str]) -> dict[str, Any]:
+    """Copy each critic folder that ``spec`` reads into ``folder`` (as ``critic``, ``critic-1``, ...; names in
+    ``taken`` are skipped) and return the spec reading them there, relative to the folder (``read_in_folder``)."""
+    from diffplan.io import CONFIG
+
+    spec, copied = copy.deepcopy(spec), {}
+    for entry in objective_specs(spec):
+        path = entry.get("path") if entry.get("type") == "critic" else None
+        if not isinstance(path, str) or not Path(path).is_dir():
+            continue  # loading the spec reports it
+        source = Path(path) if (Path(path) / CONFIG).exists() else Path(path) / "critic"
+        key = source.resolve()
+        if key not in copied:
+            names = (name for name in ("critic", *(f"critic-{i}" for i in range(1, 100))) if name not in taken)
+            copied[key] = next(names)
+            taken.add(copied[key])
+            shutil.copytree(source, folder / copied[key])
+        entry["path"] = copied[key]
+    return spec

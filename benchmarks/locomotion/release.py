@@ -6,9 +6,14 @@
         --row dd-transformer-halfcheetah-medium --train "20000 steps, 101 min on one core shared with other jobs"
     python benchmarks/locomotion/release.py hopper-medium --config diffuser-hopper-medium --row diffuser-hopper-medium \
         --set n_samples=8 --set num_inference_steps=5 --train "12000 steps, 68 min on one core shared with other jobs"
+    python benchmarks/locomotion/release.py halfcheetah-medium --config diffuser-halfcheetah-medium \
+        --row diffuser-halfcheetah-medium-iqlq-select32 --set n_samples=1 --set num_inference_steps=5 \
+        --set guidance_scale=0 --critic-config critic-iql-halfcheetah-medium --train "..." \
+        --guidance '{"method": "select", "n": 32, "objective": {"type": "critic", "path": "runs/critic-iql-halfcheetah-medium/critic"}}'
 
-The planner settings given with ``--set`` become the folder's defaults; they must be the ones the row was
-evaluated with (the row's notes say which).
+The planner settings given with ``--set`` (and ``--guidance``) become the folder's defaults; they must be the ones
+the row was evaluated with (the row's notes say which). A guidance that reads a critic ships with a copy of it in the
+folder's ``critic/``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from diffplan.evaluation.results import read_rows
 from diffplan.tasks import load_task
 
 
-def describe(cfg: dict) -> str:
+def describe(cfg: dict, guidance: dict | None = None) -> str:
     """The planning settings that a reader needs, in words."""
     parts = [f"replan every {cfg['replan_every']} step(s)", f"{cfg['num_inference_steps']} DDIM steps"]
     if cfg.get("warm_start"):
@@ -34,6 +39,12 @@ def describe(cfg: dict) -> str:
         parts.append(f"value guidance {cfg['guidance_scale']} x {cfg['n_guide_steps']} steps (t >= {cfg['t_stopgrad']})")
     if cfg.get("jit"):
         parts.append("traced denoiser")
+    if guidance is not None and guidance.get("method") == "select":
+        objective = guidance.get("objective", {})
+        by = "the critic in `critic/`" if objective.get("type") == "critic" else f"a {objective.get('type')} objective"
+        parts.append(f"best of {guidance.get('n', 8)} plans by {by}")
+    elif guidance is not None:
+        parts.append(f"guidance {json.dumps(guidance)}")
     return ", ".join(parts)
 
 
@@ -46,6 +57,8 @@ def main() -> None:
     parser.add_argument("--train", required=True, help="training steps and time, for the README")
     parser.add_argument("--note", default="", help="a paragraph for the README (e.g. other settings' rows)")
     parser.add_argument("--config", help="configs/<name>.yaml that trained it (default dd-<task>)")
+    parser.add_argument("--guidance", type=json.loads, help="guidance spec (JSON) the row was evaluated with")
+    parser.add_argument("--critic-config", help="configs/<name>.yaml that trained the critic the guidance reads")
     args = parser.parse_args()
     task = load_task(args.task)
     name = args.row or f"dd-{task.name}"
@@ -56,9 +69,12 @@ def main() -> None:
         raise SystemExit(f"No results row named {name!r}; evaluate the planner first.")
     row = rows[-1]
     overrides = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.overrides)}
-    planner = Planner.from_pretrained(source, **overrides)
+    planner = Planner.from_pretrained(source, guidance=args.guidance, **overrides)
     cfg = planner.config
     out = f"pretrained/{config}"
+    critic_fit = f"\ndiffplan fit --config benchmarks/locomotion/configs/{args.critic_config}.yaml" \
+        if args.critic_config else ""
+    guidance = f" \\\n    --guidance '{json.dumps(args.guidance)}'" if args.guidance else ""
     readme = f"""# {config}
 
 {type(planner).__name__} for `{task.name}` ({task.env_id}, 1000 steps), trained on the locally regenerated dataset
@@ -66,7 +82,7 @@ def main() -> None:
 
 | normalized score (x100) | cost per action, batch 1 | settings | train (CPU) | evaluation |
 |---|---|---|---|---|
-| **{float(row['score_mean']):.1f} ± {float(row['score_se']):.1f}** | {float(row['act_ms_b1']):.0f} ms (measured during evaluation) | {describe(cfg)} | {args.train} | {row['episodes']} episodes, reset seeds {row['seed']}+ (commit {row['commit']}) |
+| **{float(row['score_mean']):.1f} ± {float(row['score_se']):.1f}** | {float(row['act_ms_b1']):.0f} ms (measured during evaluation) | {describe(cfg, args.guidance)} | {args.train} | {row['episodes']} episodes, reset seeds {row['seed']}+ (commit {row['commit']}) |
 
 Score: 100 x (return - random) / (expert - random) with the task card's references (Minari-method random,
 D4RL's expert constant). Where the settings come from: {row['notes']} (validation runs:
@@ -77,9 +93,9 @@ D4RL's expert constant). Where the settings come from: {row['notes']} (validatio
 ## Reproduce
 ```bash
 diffplan data generate {task.name}
-diffplan fit --config benchmarks/locomotion/configs/{config}.yaml
+diffplan fit --config benchmarks/locomotion/configs/{config}.yaml{critic_fit}
 diffplan evaluate runs/{config}/planner --task {task.name} --episodes {row['episodes']} --seed 1000 --num-envs 10 \\
-    --results benchmarks/locomotion/results.csv {' '.join(f'--set {o}' for o in args.overrides)}
+    --results benchmarks/locomotion/results.csv {' '.join(f'--set {o}' for o in args.overrides)}{guidance}
 ```
 
 ## Use

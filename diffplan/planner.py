@@ -542,10 +542,11 @@ class Planner(nn.Module, Configurable):
         planner = planner_cls(task=wanted, **modules, **config)
         if isinstance(guidance, str) and guidance != "none":
             raise ValueError(f"guidance is a Guidance, a JSON spec dict or \"none\", got {guidance!r}.")
-        if guidance is None and isinstance(meta.get("guidance"), dict):
+        if guidance is None:
             from diffplan.guidance.spec import read_in_folder
 
-            guidance = read_in_folder(meta["guidance"], path)
+            own = meta.get("guidance")
+            guidance = read_in_folder(own, path) if isinstance(own, dict) else own  # a bad one fails when built
         if guidance is not None and guidance != "none":
             from diffplan.guidance.spec import guidance_from_spec
 

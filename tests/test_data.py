@@ -130,7 +130,7 @@ def test_normalizer_rejects_nan():
         Normalizer.fit({"observations": np.array([[0.0], [np.nan]])})
 
 
-def test_load_episodes_uses_the_goal_of_the_last_step_and_caches(tiny_dataset, umaze):
+def test_load_episodes_uses_the_episodes_goal_and_caches(tiny_dataset, umaze):
     import minari
 
     arrays = load_episodes(umaze.dataset.local_id, umaze, progress=False)
@@ -138,10 +138,25 @@ def test_load_episodes_uses_the_goal_of_the_last_step_and_caches(tiny_dataset, u
     ep = ds[2]
     s, n = arrays.episode_starts[2], arrays.episode_lengths[2]
     np.testing.assert_allclose(arrays.observations[s:s + n], ep.observations["observation"], rtol=1e-6)
-    np.testing.assert_allclose(arrays.goals[s], ep.observations["desired_goal"][-1], rtol=1e-6)
+    np.testing.assert_allclose(arrays.goals[s], ep.observations["desired_goal"][-1], rtol=1e-6)  # reached at the end
     assert arrays.actions[s + n - 1].tolist() == [0, 0]
     again = load_episodes(umaze.dataset.local_id, umaze, progress=False)  # from the cache
     np.testing.assert_array_equal(again.observations, arrays.observations)
+
+
+def test_the_goal_of_a_goal_hold_episode_is_the_one_its_ball_stays_at():
+    """In -hold data the ball stays at its goal until the cut, so each episode's loaded goal is where it ends."""
+    from diffplan.data.recipes import generate_dataset
+    from diffplan.tasks import load_task
+
+    task = load_task("pointmaze-umaze-hold")
+    generate_dataset(task, steps=1500, seed=0, dataset_id="diffplan/test/umaze-hold-v0", progress=False,
+                     reference_episodes=2, overwrite=True)
+    arrays = load_episodes("diffplan/test/umaze-hold-v0", task, progress=False)
+    cut = arrays.episode_lengths[:-1] > 2  # the last episode ends at the step limit, not at its goal
+    ends = (arrays.episode_starts + arrays.episode_lengths - 1)[:-1][cut]
+    distance = np.linalg.norm(arrays.observations[ends, :2] - arrays.goals[ends], axis=1)
+    assert len(distance) >= 3 and distance.max() <= 0.45
 
 
 def test_missing_dataset_says_how_to_generate_it(umaze):

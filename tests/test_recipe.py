@@ -41,14 +41,14 @@ def test_goal_holds_keep_the_goal_after_success_then_draw_a_new_one(umaze):
     episodes = collect(umaze, 3000, seed=0, hold_steps=hold, progress=False)
     assert sum(len(e.actions) for e in episodes) == 3000
     held_lengths = []
-    for e in episodes[:-1]:
+    for e, nxt in itertools.pairwise(episodes):
         goals = e.observations["desired_goal"]
         success = e.infos["success"][1:]  # the first state is the previous episode's last
         first = int(success.argmax())
         assert success[first], "every cut episode reached its goal"
-        np.testing.assert_array_equal(goals[1:-1], np.broadcast_to(goals[1], goals[1:-1].shape))  # one goal
-        assert not np.array_equal(goals[-1], goals[-2])  # the next goal is drawn at the cut ...
-        assert np.linalg.norm(goals[-1] - e.observations["achieved_goal"][-1]) > 0.45  # ... away from the ball
+        np.testing.assert_array_equal(goals[1:], np.broadcast_to(goals[1], goals[1:].shape))  # one goal, cut included
+        assert not np.array_equal(nxt.observations["desired_goal"][1], goals[-1])  # the next goal is drawn at the cut
+        assert np.linalg.norm(nxt.observations["desired_goal"][1] - e.observations["achieved_goal"][-1]) > 0.45
         held_lengths.append(len(success) - 1 - first)
     assert max(held_lengths) <= hold and max(held_lengths) > 0
     assert len(set(held_lengths)) > 1  # hold lengths are random

@@ -85,7 +85,7 @@ def load_episodes(dataset_id: str, task: Task, progress: bool = True) -> Episode
 
 def _cache_path(dataset_id: str, task: Task) -> Path:
     data = dataset_dir(dataset_id) / "data"
-    stamp = [dataset_id, task.observation_key, task.goal_key, "v2"]
+    stamp = [dataset_id, task.observation_key, task.goal_key, "v3"]
     for f in sorted(data.iterdir()):
         st = f.stat()
         stamp += [f.name, str(st.st_size), str(st.st_mtime_ns)]
@@ -112,8 +112,10 @@ def _flatten(dataset: minari.MinariDataset, task: Task, progress: bool) -> Episo
         act.append(a)
         rew.append(r)
         if task.goal_key:
-            # The first observation of an episode still shows the previous goal (pointmaze quirk): use the last.
-            g = np.asarray(ep.observations[task.goal_key][-1], np.float32)
+            # An episode's first observation is the previous episode's last and may still show its goal (pointmaze
+            # quirk); the second shows the episode's own. (Not the last: -hold data made before the recipe's fix
+            # show the next episode's goal there.)
+            g = np.asarray(ep.observations[task.goal_key][min(1, t)], np.float32)
             goals.append(np.broadcast_to(g, (t + 1, g.shape[-1])))
         lengths.append(t + 1)
         terminated.append(bool(t and ep.terminations[-1]))

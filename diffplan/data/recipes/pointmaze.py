@@ -61,17 +61,19 @@ def collect(task: Task, steps: int, seed: int, p_gain: float = 10.0, d_gain: flo
         obs, rewards[i], terminated, truncated, info = env.step(actions[i])
         success[i + 1] = info["success"]
         goal_changed = bool(success[i + 1])
+        for k in keys:
+            observations[k][i + 1] = obs[k]
         if hold_steps:
             if hold_left is None and success[i + 1]:
                 hold_left = int(rng.integers(0, hold_steps + 1))
             goal_changed = hold_left is not None and hold_left == 0
             if goal_changed:
+                # Drawn after the cut state is recorded: it shows the goal it reached, as the env's own goal
+                # resets leave it (the new goal first shows in the next episode's second state).
                 obs["desired_goal"] = _draw_next_goal(maze_env, obs["achieved_goal"])
                 hold_left = None
             elif hold_left is not None:
                 hold_left -= 1
-        for k in keys:
-            observations[k][i + 1] = obs[k]
         if goal_changed or terminated or truncated or i == steps - 1:
             ends.append(i + 1)
     env.close()

@@ -491,10 +491,20 @@ class Planner(nn.Module, Configurable):
                     save_module(module, tmp / name)
             write_json(tmp / "planner.json", {
                 "_class_name": f"{type(self).__module__}.{type(self).__qualname__}",
-                "_diffplan_version": diffplan.__version__, "task": self.task.to_dict(), "config": self.config,
+                "_diffplan_version": diffplan.__version__, "task": self.task.to_dict(), "config": self.settings(),
                 "components": [n for n in self.components if getattr(self, n) is not None], **metadata})
             if readme:
                 (tmp / "README.md").write_text(readme)
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments a folder saves: ``config`` with each plain setting (a number, string, bool or
+        None) read from the planner now, so ``planner.num_inference_steps = 5`` before ``save_pretrained`` is kept."""
+        plain = (bool, int, float, str, type(None))
+        settings = {}
+        for key, saved in self.config.items():
+            now = getattr(self, key, saved)
+            settings[key] = now if isinstance(saved, plain) and isinstance(now, plain) else saved
+        return settings
 
     @classmethod
     def from_pretrained(cls, path: str | Path, task: str | Task | None = None,

@@ -120,6 +120,21 @@ def test_save_load_identity(any_planner, obs_batch, tmp_path):
     assert not any(name.endswith((".pt", ".pkl", ".ckpt")) for name in files)
 
 
+@pytest.mark.parametrize("name", ["diffuser", "decision_diffuser", "diffusion_forcing"])
+def test_a_setting_changed_after_loading_takes_effect_and_is_saved(name, request, obs_batch, tmp_path):
+    planner = request.getfixturevalue(f"{name}_planner")
+    planner.save_pretrained(tmp_path / "before")
+    steps = planner.num_inference_steps - 1
+    planner.num_inference_steps = steps
+    changed = planner.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    built = Planner.from_pretrained(tmp_path / "before", num_inference_steps=steps)
+    expected = built.plan(obs_batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(changed.observations, expected.observations, rtol=0, atol=0)
+    planner.save_pretrained(tmp_path / "after")
+    loaded = Planner.from_pretrained(tmp_path / "after")
+    assert loaded.num_inference_steps == steps and loaded.config == built.config
+
+
 def test_overrides_on_load(diffuser_planner, tmp_path):
     planner = diffuser_planner
     planner.save_pretrained(tmp_path / "p")

@@ -161,13 +161,18 @@ class DecisionDiffuserPlanner(Planner):
         self.scales = {n: float(scales.get(n, 0.0)) for n in self.targets}
         self.compose = compose
         self.num_inference_steps, self.eta = num_inference_steps, eta
-        self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
+        self.schedule.sampling_timesteps(num_inference_steps)  # checks the step count now
         if not 0 <= warm_start < num_inference_steps:
             raise ValueError(f"warm_start must be in [0, num_inference_steps={num_inference_steps}), got {warm_start}.")
         self.warm_start, self.jit = warm_start, jit
         self._traced = TracedCache()
         self.history_length = history  # act keeps this many past observations per env
         self.eval()
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        """(S,) DDIM timesteps of the current ``num_inference_steps`` (a setting that may change after loading)."""
+        return self.schedule.sampling_timesteps(self.num_inference_steps)
 
     @property
     def obs_dim(self) -> int:

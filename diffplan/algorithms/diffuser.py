@@ -85,10 +85,15 @@ class DiffuserPlanner(Planner):
         self.n_samples, self.jit = n_samples, jit
         self.goal_dims = list(task.goal_dims if goal_dims is None else goal_dims)
         self._traced = TracedCache()
-        self.timesteps = self.schedule.sampling_timesteps(num_inference_steps)
+        self.schedule.sampling_timesteps(num_inference_steps)  # checks the step count now
         if guidance_scale and value is None:
             raise ValueError("guidance_scale > 0 needs a value head; train with value_head=True.")
         self.eval()
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        """(S,) DDIM timesteps of the current ``num_inference_steps`` (a setting that may change after loading)."""
+        return self.schedule.sampling_timesteps(self.num_inference_steps)
 
     @property
     def obs_dim(self) -> int:

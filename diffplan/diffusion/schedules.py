@@ -122,9 +122,12 @@ class NoiseSchedule:
         if not 1 <= num_inference_steps <= self.num_train_timesteps:
             raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], "
                              f"got {num_inference_steps}.")
-        ddim = DDIMScheduler.from_config(self.scheduler.config)
-        ddim.set_timesteps(num_inference_steps)
-        return ddim.timesteps.clone()
+        cache = self.__dict__.setdefault("_sampling_timesteps", {})
+        if num_inference_steps not in cache:
+            ddim = DDIMScheduler.from_config(self.scheduler.config)
+            ddim.set_timesteps(num_inference_steps)
+            cache[num_inference_steps] = ddim.timesteps.clone()
+        return cache[num_inference_steps]
 
     def coefficients(self, t: torch.Tensor, t_prev: torch.Tensor, eta: float, like: torch.Tensor) -> StepCoefficients:
         """Step coefficients for (t, t_prev) of any shape () / (B,) / (B, H), broadcast against ``like``."""

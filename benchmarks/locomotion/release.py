@@ -10,6 +10,10 @@
         --row diffuser-halfcheetah-medium-iqlq-select32 --set n_samples=1 --set num_inference_steps=5 \
         --set guidance_scale=0 --critic-config critic-iql-halfcheetah-medium --train "..." \
         --guidance '{"method": "select", "n": 32, "objective": {"type": "critic", "path": "runs/critic-iql-halfcheetah-medium/critic"}}'
+    python benchmarks/locomotion/release.py walker2d-medium --config diffuser-walker2d-medium \
+        --source pretrained/diffuser-walker2d-medium --row diffuser-walker2d-medium-iqlq-mpgd0.05 --set n_samples=1 \
+        --critic-config critic-iql-walker2d-medium --train "..." --note "..." \
+        --guidance '{"method": "mpgd", "mu": 0.05, "objective": {"type": "critic", "path": "runs/critic-iql-walker2d-medium/critic"}}'
 
 The planner settings given with ``--set`` (and ``--guidance``) become the folder's defaults; they must be the ones
 the row was evaluated with (the row's notes say which). A guidance that reads a critic ships with a copy of it in the
@@ -39,12 +43,14 @@ def describe(cfg: dict, guidance: dict | None = None) -> str:
         parts.append(f"value guidance {cfg['guidance_scale']} x {cfg['n_guide_steps']} steps (t >= {cfg['t_stopgrad']})")
     if cfg.get("jit"):
         parts.append("traced denoiser")
-    if guidance is not None and guidance.get("method") == "select":
+    if guidance is not None:
         objective = guidance.get("objective", {})
         by = "the critic in `critic/`" if objective.get("type") == "critic" else f"a {objective.get('type')} objective"
-        parts.append(f"best of {guidance.get('n', 8)} plans by {by}")
-    elif guidance is not None:
-        parts.append(f"guidance {json.dumps(guidance)}")
+        if guidance.get("method") == "select":
+            parts.append(f"best of {guidance.get('n', 8)} plans by {by}")
+        else:
+            knobs = ", ".join(f"{k} {v}" for k, v in guidance.items() if k not in ("method", "objective"))
+            parts.append(f"{guidance.get('method', '?').upper()} ({knobs}) up {by}")
     return ", ".join(parts)
 
 

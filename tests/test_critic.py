@@ -125,6 +125,22 @@ def test_fit_exports_a_critic_folder_that_the_objective_spec_loads(tiny_dataset,
     torch.testing.assert_close(again({"observations": obs, "actions": torch.zeros(2, 5, 2)}), values)
 
 
+def test_a_critic_fit_resumes_from_its_checkpoint(tiny_dataset, tmp_path):
+    """Lightning reads a model's arguments back from the checkpoint on resume, the ones fit links in included."""
+    from diffplan.cli import main
+
+    out = tmp_path / "run"
+    args = ["fit", "--model", "diffplan.algorithms.critic.CriticTraining", "--model.hidden", "8",
+            "--data", "diffplan.algorithms.critic.TransitionDataModule", "--data.task", "pointmaze-umaze",
+            "--data.batch_size", "16", "--data.progress", "false", "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(out)]
+    main([*args, "--trainer.max_steps", "2"])
+    (checkpoint,) = (out / "checkpoints").glob("*.ckpt")
+    main([*args, "--trainer.max_steps", "4", "--ckpt_path", str(checkpoint), "--export", str(tmp_path / "critic")])
+    assert json.loads((tmp_path / "critic" / "training.json").read_text())["train_steps"] == 4
+
+
 def test_bad_critic_specs_fail_clearly(tmp_path):
     task = load_task("hopper-medium")
     with pytest.raises(ValueError, match="does not exist"):

@@ -26,6 +26,7 @@ the data. The iql Q leans, through the expectile, towards the best actions the d
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,14 @@ class CriticTraining(L.LightningModule):
         learning_rate: Adam step size (DV and IQL: 3e-4).
         tau: Polyak rate of the target network, ``target <- (1 - tau) target + tau online`` after each step.
         expectile: IQL's expectile of V (0.7 on locomotion; 0.5 is the data's mean, i.e. SARSA); iql only.
+        horizon, goal_dims: linked by ``diffplan fit`` into every model (planners use them) and unused here: a
+            critic reads single transitions. Taken so that a resumed fit, which reads them back from the
+            checkpoint, can build the critic.
     """
 
     def __init__(self, normalizer: Normalizer, target: str = "td", hidden: int = 256, depth: int = 2,
-                 learning_rate: float = 3e-4, tau: float = 0.005, expectile: float = 0.7):
+                 learning_rate: float = 3e-4, tau: float = 0.005, expectile: float = 0.7,
+                 horizon: int | None = None, goal_dims: Sequence[int] = ()):
         super().__init__()
         if target not in TARGETS:
             raise ValueError(f"CriticTraining: target must be one of {list(TARGETS)}, got {target!r}.")

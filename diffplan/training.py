@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from diffplan.callbacks import RandomState, TrainClock
 from diffplan.data.datamodule import PlanningDataModule
@@ -50,8 +51,8 @@ class DiffplanCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError, FileNotFoundError) as err:  # a bad task, dataset id or argument value
-            raise FitError(_one_line(str(err))) from err
+        except (ValueError, TypeError, FileNotFoundError, MisconfigurationException) as err:
+            raise FitError(_one_line(str(err))) from err  # a bad task, dataset id, argument value or combination
 
     def before_fit(self) -> None:
         config = self.config[self.subcommand]

@@ -173,6 +173,12 @@ def fit_error(capsys, argv: list[str]) -> str:
     return lines[-1]
 
 
+def test_conflicting_trainer_arguments_fail_in_one_line(tiny_dataset, tmp_path, capsys):
+    argv = fit_args(tmp_path, "diffuser", "--trainer.enable_checkpointing", "false", "--trainer.callbacks",
+                    "lightning.pytorch.callbacks.ModelCheckpoint")
+    assert "enable_checkpointing=False" in fit_error(capsys, argv)
+
+
 @pytest.mark.parametrize(("model", "planner", "typo"), [
     ("diffuser", '{"num_inference_step": 5}', "num_inference_step"),
     ("decision_diffuser", '{"num_inference_steps": 5, "guidance_scal": 1.2}', "guidance_scal"),

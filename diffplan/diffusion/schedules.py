@@ -62,6 +62,7 @@ class NoiseSchedule:
         # index 0 holds t = -1 (clean data, alpha_bar = 1), index k + 1 holds t = k
         self.alphas_cumprod = torch.cat([torch.ones(1), self.scheduler.alphas_cumprod.float()])
         self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._sampling_timesteps: dict[int, torch.Tensor] = {}  # per step count: planners ask at every plan
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NoiseSchedule:
@@ -122,12 +123,11 @@ class NoiseSchedule:
         if not 1 <= num_inference_steps <= self.num_train_timesteps:
             raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], "
                              f"got {num_inference_steps}.")
-        cache = self.__dict__.setdefault("_sampling_timesteps", {})
-        if num_inference_steps not in cache:
+        if num_inference_steps not in self._sampling_timesteps:
             ddim = DDIMScheduler.from_config(self.scheduler.config)
             ddim.set_timesteps(num_inference_steps)
-            cache[num_inference_steps] = ddim.timesteps.clone()
-        return cache[num_inference_steps]
+            self._sampling_timesteps[num_inference_steps] = ddim.timesteps.clone()
+        return self._sampling_timesteps[num_inference_steps]
 
     def coefficients(self, t: torch.Tensor, t_prev: torch.Tensor, eta: float, like: torch.Tensor) -> StepCoefficients:
         """Step coefficients for (t, t_prev) of any shape () / (B,) / (B, H), broadcast against ``like``."""

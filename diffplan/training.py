@@ -47,6 +47,9 @@ class DiffplanCLI(LightningCLI):
                             help="Write the trained planner folder here after fit.")
         parser.add_argument("--planner", type=dict, default={},
                             help="Planner settings for the export (action_source, num_inference_steps, ...).")
+        parser.add_argument("--init_weights", type=str | None, default=None,
+                            help="Start from the weights of this planner folder (fine-tuning; the optimizer, step "
+                                 "count and EMA start afresh). For a run's own checkpoint use --ckpt_path.")
 
     def instantiate_classes(self) -> None:
         try:
@@ -65,6 +68,8 @@ class DiffplanCLI(LightningCLI):
             self._check_planner_settings(config.get("planner") or {})
         if config.get("ckpt_path") == "last":
             self._check_last_checkpoint()
+        if config.get("init_weights"):
+            self._load_initial_weights(config["init_weights"], config.get("ckpt_path"))
         if config.get("export"):
             self._check_export(Path(config["export"]))
         print(self.datamodule.describe())
@@ -122,6 +127,35 @@ class DiffplanCLI(LightningCLI):
         finally:
             for module, training in modes.items():
                 module.train(training)
+
+    def _load_initial_weights(self, folder: str, ckpt_path: str | None) -> None:
+        """Copy the trained components of a planner folder (normalizer included) into the model before training."""
+        from diffplan.diffusion.objective import load_planner_weights
+        from diffplan.planner import Planner
+
+        if ckpt_path:
+            raise FitError(f"--init_weights {folder} and --ckpt_path {ckpt_path} both set the weights: keep "
+                           f"--ckpt_path to resume a run, or --init_weights to fine-tune a planner folder.")
+        if self._exports_itself():
+            raise FitError(f"--init_weights takes a planner folder; {type(self.model).__name__} is not a planner.")
+        try:
+            planner = Planner.from_pretrained(folder)
+        except (PlannerFolderError, FileNotFoundError, ValueError) as err:
+            raise FitError(f"--init_weights: {_one_line(str(err))}") from err
+        expected = type(self.model.to_planner(self.datamodule.task, self.datamodule.stride))
+        if not isinstance(planner, expected):
+            raise FitError(f"--init_weights {folder} holds a {type(planner).__name__}; this model trains a "
+                           f"{expected.__name__}. Pass a folder of the same planner class.")
+        self.model.train()  # to_planner above switches shared modules to eval
+        if planner.task.name != self.datamodule.task.name:
+            print(f"--init_weights: the folder was trained on {planner.task.name}, this run trains on "
+                  f"{self.datamodule.task.name}; its normalizer is kept, so data are scaled as the weights expect.")
+        try:
+            load_planner_weights(self.model, planner)
+        except (RuntimeError, AttributeError) as err:
+            raise FitError(f"--init_weights {folder}: its components do not fit this model's (same architecture "
+                           f"arguments needed): {_one_line(str(err))[:300]}") from err
+        print(f"initial weights from {folder}")
 
     def _check_export(self, export: Path) -> None:
         """The export may not hold the run's own checkpoints or logs, nor replace a folder of user files."""

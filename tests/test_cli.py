@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffplan.cli import main
 from diffplan.evaluation.results import read_rows
@@ -313,3 +314,28 @@ def test_benchmark_scripts_report_a_bad_set_as_one_usage_line(script, extra, ben
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and "--set num_inference_steps='ten': expected type int" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_init_weights_starts_a_fit_from_a_planner_folder(tiny_dataset, tmp_path):
+    from diffplan.planner import Planner
+
+    main(fit_args(tmp_path / "a"))
+    frozen = ["--model.learning_rate", "0.0", "--trainer.max_steps", "1"]  # an optimizer step that changes nothing
+    main([*fit_args(tmp_path / "b"), *frozen, "--init_weights", str(tmp_path / "a" / "planner")])
+    main([*fit_args(tmp_path / "c"), *frozen, "--seed_everything", "1"])
+    first, fine_tuned, fresh = (Planner.from_pretrained(tmp_path / run / "planner") for run in "abc")
+    for name, value in first.denoiser.state_dict().items():
+        assert torch.equal(fine_tuned.denoiser.state_dict()[name], value), name
+    assert not all(torch.equal(fresh.denoiser.state_dict()[n], v) for n, v in first.denoiser.state_dict().items())
+
+
+def test_init_weights_refuses_another_planner_class_or_a_checkpoint_beside_it(tiny_dataset, tmp_path, capsys):
+    main(fit_args(tmp_path / "dd", "decision_diffuser"))
+    err = fit_error(capsys, [*fit_args(tmp_path / "d"), "--init_weights", str(tmp_path / "dd" / "planner")])
+    assert "holds a DecisionDiffuserPlanner" in err and "DiffuserPlanner" in err
+    err = fit_error(capsys, [*fit_args(tmp_path / "d"), "--init_weights", str(tmp_path / "nowhere")])
+    assert "--init_weights" in err
+    err = fit_error(capsys, [*fit_args(tmp_path / "d"), "--init_weights", str(tmp_path / "dd" / "planner"),
+                             "--ckpt_path", str(tmp_path / "x.ckpt")])
+    assert "both set the weights" in err
+    assert not (tmp_path / "d" / "planner").exists()

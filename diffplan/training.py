@@ -151,11 +151,12 @@ class DiffplanCLI(LightningCLI):
             print(f"--init_weights: the folder was trained on {planner.task.name}, this run trains on "
                   f"{self.datamodule.task.name}; its normalizer is kept, so data are scaled as the weights expect.")
         try:
-            load_planner_weights(self.model, planner)
+            new = load_planner_weights(self.model, planner, keep_new=True)
         except (RuntimeError, AttributeError) as err:
             raise FitError(f"--init_weights {folder}: its components do not fit this model's (same architecture "
                            f"arguments needed): {_one_line(str(err))[:300]}") from err
-        print(f"initial weights from {folder}")
+        print(f"initial weights from {folder}" + (f"; new in this model, left as initialized: {', '.join(new)}"
+                                                  if new else ""))
 
     def _check_export(self, export: Path) -> None:
         """The export may not hold the run's own checkpoints or logs, nor replace a folder of user files."""

@@ -132,6 +132,21 @@ def tiny_diffusion_forcing(tiny_dataset):
 
 
 @pytest.fixture()
+def goal_conditioned_df(tiny_dataset):
+    """A small non-causal, goal-conditioned DF trained a few steps, and its denoiser's weights before training."""
+    from diffplan.algorithms.diffusion_forcing import DiffusionForcing
+    from diffplan.data.datamodule import PlanningDataModule
+
+    dm = PlanningDataModule("pointmaze-umaze", horizon=12, stride=1, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    module = DiffusionForcing(dm.normalizer, dm.horizon, frame_stack=3, num_train_timesteps=20, causal=False,
+                              goal_condition=True, goal_dims=dm.task.goal_dims,
+                              denoiser_kwargs={"d_model": 16, "depth": 2, "heads": 2, "emb_dim": 16})
+    untrained = {k: v.clone() for k, v in module.denoiser.state_dict().items()}
+    return fit_a_few_steps(module, dm), untrained
+
+
+@pytest.fixture()
 def diffusion_forcing_planner(tiny_diffusion_forcing):
     module, dm = tiny_diffusion_forcing
     return module.to_planner(dm.task, dm.stride, num_inference_steps=4)

@@ -541,3 +541,34 @@ def test_plan_with_a_history_of_observations_only_fails_clearly(diffusion_forcin
     history = np.repeat(obs_batch[:, None], diffusion_forcing_planner.frame_stack, 1)
     with pytest.raises(ValueError, match="executed observations and actions"):
         diffusion_forcing_planner.plan(obs_batch, history=history)
+
+
+# -- goal conditioning ----------------------------------------------------------------------------------------------
+def test_the_goal_embedding_starts_at_zero_so_the_untrained_model_ignores_the_goal(goal_conditioned_df):
+    (module, _), untrained = goal_conditioned_df
+    denoiser = TransformerDenoiser(**module.denoiser.config)
+    denoiser.load_state_dict(untrained)
+    x, t = torch.randn(2, 4, 3 * module.layout.transition_dim), torch.tensor([5, 9])
+    torch.testing.assert_close(denoiser(x, t, torch.zeros(2, 2)), denoiser(x, t, torch.randn(2, 2)))
+
+
+def test_a_goal_conditioned_plan_depends_on_the_goal_and_needs_one(goal_conditioned_df, obs_batch, tmp_path):
+    (module, dm), _ = goal_conditioned_df
+    torch.manual_seed(0)
+    nn.init.normal_(module.denoiser.cond[-1].weight)  # as if trained: 3 steps leave the zero-started embedding tiny
+    planner = module.to_planner(dm.task, dm.stride, num_inference_steps=4, guidance_scale=0.0)
+    assert planner.goal_conditioned and module.goal_cond(first_batch(dm)).shape == (8, 2)
+    here = planner.plan(obs_batch, goal=np.array([1.0, 1.0]), generator=gen()).observations
+    there = planner.plan(obs_batch, goal=np.array([-1.0, -1.0]), generator=gen()).observations
+    assert not torch.allclose(here, there)  # same noise, no guidance: only the condition differs
+    with pytest.raises(ValueError, match="trained goal-conditioned"):
+        planner.plan(obs_batch, generator=gen())
+    planner.save_pretrained(tmp_path / "gc")
+    again = DiffusionForcingPlanner.from_pretrained(tmp_path / "gc")
+    torch.testing.assert_close(again.plan(obs_batch, goal=np.array([1.0, 1.0]), generator=gen()).observations, here)
+
+
+def test_goal_condition_needs_goal_dims(tiny_diffusion_forcing):
+    _, dm = tiny_diffusion_forcing
+    with pytest.raises(ValueError, match="goal_condition needs the task's goal_dims"):
+        DiffusionForcing(dm.normalizer, dm.horizon, frame_stack=3, goal_condition=True)

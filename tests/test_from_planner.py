@@ -45,3 +45,17 @@ def test_from_planner_refuses_another_algorithms_folder(decision_diffuser_planne
     decision_diffuser_planner.save_pretrained(tmp_path / "dd")
     with pytest.raises((TypeError, PlannerFolderError), match="DiffuserPlanner"):
         Diffuser.from_planner(tmp_path / "dd")
+
+
+def test_weights_load_into_a_model_with_a_new_part_only_when_asked(tiny_diffusion_forcing, goal_conditioned_df):
+    """An unconditioned DF folder starts a goal-conditioned fine-tune: the goal embedding is the one new part."""
+    from diffplan.diffusion.objective import load_planner_weights
+
+    module, dm = tiny_diffusion_forcing
+    planner = module.to_planner(dm.task, dm.stride)
+    (conditioned, _), _ = goal_conditioned_df
+    with pytest.raises(RuntimeError, match="cond"):
+        load_planner_weights(conditioned, planner)
+    new = load_planner_weights(conditioned, planner, keep_new=True)
+    assert new and all(name.startswith("denoiser.cond.") for name in new)
+    assert torch.equal(conditioned.denoiser.out.weight, module.denoiser.out.weight)

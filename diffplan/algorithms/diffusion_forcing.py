@@ -52,16 +52,17 @@ def unpack_tokens(tokens: torch.Tensor, frame_stack: int) -> torch.Tensor:
     return rearrange(tokens, "b n (f c) -> b (n f) c", f=frame_stack)
 
 
-def token_model(denoiser: nn.Module, frame_stack: int) -> ModelFn:
+def token_model(denoiser: nn.Module, frame_stack: int, cond: torch.Tensor | None = None) -> ModelFn:
     """The token denoiser as a model of env steps: ``(x (B, H, C), t (B,) or (B, H)) -> (B, H, C)``.
 
     Each token's level is read from its first step; clean tokens (t = -1) are shown to the network as level 0, the
-    lowest level it was trained on.
+    lowest level it was trained on. ``cond`` (B, cond_dim): the condition of a goal-conditioned denoiser.
     """
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t_tokens = t[:, ::frame_stack] if t.dim() == 2 else t
-        return unpack_tokens(denoiser(pack_tokens(x, frame_stack), t_tokens.clamp(min=0)), frame_stack)
+        tokens = pack_tokens(x, frame_stack), t_tokens.clamp(min=0)
+        return unpack_tokens(denoiser(*tokens) if cond is None else denoiser(*tokens, cond), frame_stack)
 
     return model_fn
 
@@ -89,6 +90,11 @@ class DiffusionForcing(TrajectoryDiffusion):
         goal_pinning: pin the goal dims (``goal_dims``, the task's positions) of each window's last kept step to their
             clean values in training, as ``goal_inpainting`` pins the goal at sampling time. Needs ``causal=False``:
             a causal denoiser never lets earlier tokens see the end of the plan.
+        goal_condition: the denoiser also takes the episode's goal position (``goal_dims``, normalized) as a
+            condition, so a plan knows where it must end and stop, not only a guidance pull. Train it on windows that do
+            not run on into the next episode (``join_episodes: false``): those would show the ball leaving its goal.
+            The goal embedding starts at zero, so a fine-tune from an unconditioned folder (``fit --init_weights``)
+            begins from that folder's plans.
         inverse_dynamics_kwargs: also train an ``InverseDynamics`` head (its size: hidden, depth) on each window's
             first transition, for ``action_source="inverse_dynamics"`` (None: no head).
         denoiser_class, denoiser_kwargs: a transformer taking per-token timesteps (``TransformerDenoiser``).
@@ -97,8 +103,8 @@ class DiffusionForcing(TrajectoryDiffusion):
 
     def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
                  snr_clip: float | None = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
-                 goal_pinning: bool = False, inverse_dynamics_kwargs: dict[str, Any] | None = None,
-                 denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
+                 goal_pinning: bool = False, goal_condition: bool = False,
+                 inverse_dynamics_kwargs: dict[str, Any] | None = None, denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
                  denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
                  goal_dims: tuple[int, ...] = (), **kwargs: Any):
         if frame_stack < 1 or horizon % frame_stack or horizon // frame_stack < 2:
@@ -108,11 +114,18 @@ class DiffusionForcing(TrajectoryDiffusion):
         if goal_pinning and (causal or not goal_dims):
             raise ValueError("goal_pinning needs causal=False (a causal denoiser cannot see the plan's end) and the "
                              "task's goal_dims; set causal: false or drop goal_pinning.")
-        self.frame_stack, self.causal = frame_stack, causal  # read by build_denoiser during super().__init__
+        if goal_condition and not goal_dims:
+            raise ValueError("goal_condition needs the task's goal_dims (a goal-reaching task); drop goal_condition.")
+        # read by build_denoiser during super().__init__
+        self.frame_stack, self.causal, self.goal_condition = frame_stack, causal, goal_condition
+        self.condition_dim = len(goal_dims) if goal_condition else 0
         super().__init__(normalizer, horizon, denoiser_class=denoiser_class, denoiser_kwargs=denoiser_kwargs,
                          prediction_type=prediction_type, value_head=False, goal_dims=goal_dims, **kwargs)
         self.snr_clip, self.tail_weight, self.low_noise_first = snr_clip, tail_weight, low_noise_first
         self.goal_pinning = goal_pinning
+        if goal_condition:
+            nn.init.zeros_(self.denoiser.cond[-1].weight)
+            nn.init.zeros_(self.denoiser.cond[-1].bias)
         self.inverse_dynamics = None if inverse_dynamics_kwargs is None else InverseDynamics(
             self.layout.obs_dim, self.layout.act_dim, **inverse_dynamics_kwargs)
 
@@ -122,6 +135,8 @@ class DiffusionForcing(TrajectoryDiffusion):
 
     def build_denoiser(self, denoiser_class: str, denoiser_kwargs: dict[str, Any]) -> nn.Module:
         kwargs = {"causal": self.causal, **denoiser_kwargs}
+        if self.condition_dim:
+            kwargs["cond_dim"] = self.condition_dim
         return resolve_class(denoiser_class, nn.Module)(transition_dim=self.frame_stack * self.layout.transition_dim,
                                                         horizon=self.horizon // self.frame_stack, **kwargs)
 
@@ -143,6 +158,12 @@ class DiffusionForcing(TrajectoryDiffusion):
             last_step = torch.arange(self.horizon, device=x0.device) == kept[:, None] * self.frame_stack - 1  # (B, H)
             mask[:, :, self.layout.channels("observations", self.goal_dims)] |= last_step[..., None]
         return Inpaint(mask, x0)
+
+    def goal_cond(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, G) the normalized goal positions of the windows' episodes, with ``goal_condition``; else None."""
+        if not self.goal_condition:
+            return None
+        return self.normalizer.normalize("observations", batch["goal"], self.goal_dims)
 
     def sample_timesteps(self, x0: torch.Tensor) -> torch.Tensor:
         """(B, N) levels, independent per token; the first token below K / 4 with probability ``low_noise_first``."""
@@ -168,7 +189,7 @@ class DiffusionForcing(TrajectoryDiffusion):
         tail_steps = tail.repeat_interleave(fs, 1)[..., None]
         x_t = constraints.apply(torch.where(tail_steps, noise, self.schedule.add_noise(x0, noise, t)))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            prediction = token_model(self.denoiser, fs)(x_t, t).float()
+            prediction = token_model(self.denoiser, fs, self.goal_cond(batch))(x_t, t).float()
         free = (~constraints.mask).float()
         weight = free if self.snr_clip is None else free * min_snr_weight(self.schedule, t, x0, self.snr_clip)
         weight = weight * torch.where(tail_steps, self.tail_weight, 1.0)
@@ -373,6 +394,7 @@ class DiffusionForcingPlanner(Planner):
         self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
         self.rollout_context = rollout_context
         self.model_fn = token_model(denoiser, frame_stack)
+        self.goal_conditioned = bool(getattr(denoiser, "config", {}).get("cond_dim"))
         self._matrices: dict[tuple, torch.Tensor] = {}
         for tokens in (self.tokens, self.tokens - rollout_context):
             self._matrix(tokens)
@@ -452,6 +474,16 @@ class DiffusionForcingPlanner(Planner):
                 c.pin(step, channels, goal_values, rows)
         return c
 
+    def goal_model(self, goal: torch.Tensor | None) -> ModelFn:
+        """The model function of a plan toward ``goal`` (B, G): conditioned on it if the denoiser takes goals."""
+        if not self.goal_conditioned:
+            return self.model_fn
+        if goal is None:
+            raise ValueError("this Diffusion Forcing planner was trained goal-conditioned (goal_condition=true): "
+                             "pass a goal to plan/act/rollout.")
+        cond = self.normalizer.normalize("observations", goal.to(self.device), list(self.task.goal_dims))
+        return token_model(self.denoiser, self.frame_stack, cond)
+
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,
                       guidance: Guidance | None = None, generator: torch.Generator | None = None,
                       pin_obs: bool = False) -> torch.Tensor:
@@ -462,7 +494,7 @@ class DiffusionForcingPlanner(Planner):
         noise = self.temperature * randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
         k = 0 if context is None else context.shape[1] // self.frame_stack
         guidance = steer(self.goal_guidance(goal, obs), guidance)
-        return denoise(self.model_fn, self.schedule, noise, self.timesteps(b, k),
+        return denoise(self.goal_model(goal), self.schedule, noise, self.timesteps(b, k),
                        constraints=self.constraints(obs, noise, goal, context, pin_obs), guidance=guidance, eta=self.eta,
                        clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
                        context={"normalizer": self.normalizer, "layout": self.layout, "goal": goal})

@@ -160,12 +160,21 @@ def denoiser_arguments(planner: Any, drop: tuple[str, ...] = ()) -> dict[str, An
     return {"denoiser_class": class_path(planner.denoiser), "denoiser_kwargs": kwargs, **planner.schedule.config}
 
 
-def load_planner_weights(module: nn.Module, planner: Any) -> None:
-    """Copy every component of ``planner`` into the same-named submodule of ``module`` (shapes must match)."""
+def load_planner_weights(module: nn.Module, planner: Any, keep_new: bool = False) -> list[str]:
+    """Copy every component of ``planner`` into the same-named submodule of ``module`` (shapes must match).
+
+    With ``keep_new``, parameters that ``module`` has and the planner lacks (a part added for fine-tuning, such as
+    a goal embedding) keep their initial values; their names are returned. Anything else that differs raises.
+    """
+    new: list[str] = []
     for name in planner.components:
         component = getattr(planner, name)
         if component is not None:
-            getattr(module, name).load_state_dict(component.state_dict())
+            missing, unexpected = getattr(module, name).load_state_dict(component.state_dict(), strict=not keep_new)
+            if unexpected:
+                raise RuntimeError(f"{name} has no parameters {unexpected}, which the planner folder holds.")
+            new += [f"{name}.{key}" for key in missing]
+    return new
 
 
 def sampler_settings(planner: Any, supplied: tuple[str, ...]) -> dict[str, Any]:

@@ -104,7 +104,8 @@ class DiffusionForcing(TrajectoryDiffusion):
     def __init__(self, normalizer: Normalizer, horizon: int, frame_stack: int = 10, causal: bool = True,
                  snr_clip: float | None = 5.0, tail_weight: float = 0.05, low_noise_first: float = 0.5,
                  goal_pinning: bool = False, goal_condition: bool = False,
-                 inverse_dynamics_kwargs: dict[str, Any] | None = None, denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
+                 inverse_dynamics_kwargs: dict[str, Any] | None = None,
+                 denoiser_class: str = "diffplan.nn.transformer.TransformerDenoiser",
                  denoiser_kwargs: dict[str, Any] | None = None, prediction_type: str = "sample",
                  goal_dims: tuple[int, ...] = (), **kwargs: Any):
         if frame_stack < 1 or horizon % frame_stack or horizon // frame_stack < 2:

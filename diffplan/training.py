@@ -60,16 +60,17 @@ class DiffplanCLI(LightningCLI):
     def before_fit(self) -> None:
         config = self.config[self.subcommand]
         self._check_steps()
+        planner_class = None
         if self._exports_itself():
             if config.get("planner"):
                 raise FitError(f"--planner is for planner models; {type(self.model).__name__} exports its own "
                                f"folder, so drop --planner.")
         else:
-            self._check_planner_settings(config.get("planner") or {})
+            planner_class = self._check_planner_settings(config.get("planner") or {})
         if config.get("ckpt_path") == "last":
             self._check_last_checkpoint()
         if config.get("init_weights"):
-            self._load_initial_weights(config["init_weights"], config.get("ckpt_path"))
+            self._load_initial_weights(config["init_weights"], config.get("ckpt_path"), planner_class)
         if config.get("export"):
             self._check_export(Path(config["export"]))
         print(self.datamodule.describe())
@@ -117,36 +118,37 @@ class DiffplanCLI(LightningCLI):
             raise FitError("--trainer.max_steps / max_epochs / limit_train_batches is 0: fit would make no "
                            "optimizer step. Give a positive number.")
 
-    def _check_planner_settings(self, settings: dict[str, Any]) -> None:
-        """Build the export's planner from the untrained module now, so a bad ``--planner`` fails before training."""
+    def _check_planner_settings(self, settings: dict[str, Any]) -> type:
+        """Build the export's planner from the untrained module now, so a bad ``--planner`` fails before training;
+        returns its class."""
         modes = {m: m.training for m in self.model.modules()}  # planners switch their shared modules to eval
         try:
-            self.model.to_planner(self.datamodule.task, self.datamodule.stride, **json.loads(json.dumps(settings)))
+            return type(self.model.to_planner(self.datamodule.task, self.datamodule.stride,
+                                              **json.loads(json.dumps(settings))))
         except (TypeError, ValueError) as err:
             raise FitError(f"--planner {json.dumps(settings)}: {err}") from err
         finally:
             for module, training in modes.items():
                 module.train(training)
 
-    def _load_initial_weights(self, folder: str, ckpt_path: str | None) -> None:
-        """Copy the trained components of a planner folder (normalizer included) into the model before training."""
+    def _load_initial_weights(self, folder: str, ckpt_path: str | None, expected: type | None) -> None:
+        """Copy the trained components of a planner folder (normalizer included) into the model before training;
+        ``expected``: the class of the planner this model exports (None: the model is not a planner)."""
         from diffplan.diffusion.objective import load_planner_weights
         from diffplan.planner import Planner
 
         if ckpt_path:
             raise FitError(f"--init_weights {folder} and --ckpt_path {ckpt_path} both set the weights: keep "
                            f"--ckpt_path to resume a run, or --init_weights to fine-tune a planner folder.")
-        if self._exports_itself():
+        if expected is None:
             raise FitError(f"--init_weights takes a planner folder; {type(self.model).__name__} is not a planner.")
         try:
             planner = Planner.from_pretrained(folder)
         except (PlannerFolderError, FileNotFoundError, ValueError) as err:
             raise FitError(f"--init_weights: {_one_line(str(err))}") from err
-        expected = type(self.model.to_planner(self.datamodule.task, self.datamodule.stride))
         if not isinstance(planner, expected):
             raise FitError(f"--init_weights {folder} holds a {type(planner).__name__}; this model trains a "
                            f"{expected.__name__}. Pass a folder of the same planner class.")
-        self.model.train()  # to_planner above switches shared modules to eval
         if planner.task.name != self.datamodule.task.name:
             print(f"--init_weights: the folder was trained on {planner.task.name}, this run trains on "
                   f"{self.datamodule.task.name}; its normalizer is kept, so data are scaled as the weights expect.")

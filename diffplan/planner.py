@@ -95,6 +95,8 @@ class PlanContext:
     Attributes:
         obs: (B, obs_dim) current observations.
         goal: (B, goal_dim) goals, or None.
+        final_goal: (B, goal_dim) the task's own goals when ``goal`` holds waypoints toward them (set by the
+            ``waypoints`` guidance), else None: ``goal`` is final.
         history: (B, K, obs_dim) past observations, oldest first, or None.
         history_mask: (B, K) bool, which history entries were observed (an episode's first steps have fewer).
         history_actions: (B, K, act_dim) the actions taken at the history's observations, for planners that set
@@ -105,6 +107,7 @@ class PlanContext:
 
     obs: torch.Tensor
     goal: torch.Tensor | None = None
+    final_goal: torch.Tensor | None = None
     history: torch.Tensor | None = None
     history_mask: torch.Tensor | None = None
     history_actions: torch.Tensor | None = None

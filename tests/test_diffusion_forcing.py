@@ -347,6 +347,41 @@ def test_approach_goal_loss_is_pseudo_huber_on_far_rows_and_tanh_on_near_ones():
         GoalGuidance(torch.zeros(2, 2), [0, 1], loss="approach")
 
 
+def test_brake_penalizes_planned_speed_beyond_the_drift_in_holding_rows_only():
+    ctx = type("Ctx", (), {"to_env": staticmethod(lambda x: {"observations": x})})()
+    x = torch.randn(2, 5, 4)  # (x, y, vx, vy), the goal at the origin
+    guidance = GoalGuidance(torch.zeros(2, 2), [0, 1], brake=2.0, velocity_dims=[2, 3],
+                            holding=torch.tensor([False, True]), brake_gain=0.5)
+    plain = GoalGuidance(torch.zeros(2, 2), [0, 1])
+    excess = (x[1, :, 2:] + 0.5 * x[1, :, :2]).norm(dim=-1)
+    expected = plain.loss(x, ctx) + 2.0 * (excess ** 2).sum()
+    torch.testing.assert_close(guidance.loss(x, ctx), expected)
+    with pytest.raises(ValueError, match="brake"):
+        GoalGuidance(torch.zeros(2, 2), [0, 1], brake=1.0)
+
+
+def test_hold_brake_slows_the_plans_of_agents_at_their_final_goal_only(tiny_diffusion_forcing, obs_batch):
+    module, dm = tiny_diffusion_forcing
+    goal = np.array([[1.0, -1.2], [-1.0, 1.0], [0.3, 1.0]])  # rows 0 and 2 within 0.5 m of their agent, row 1 not
+
+    def speeds(**settings) -> torch.Tensor:  # x0 = x_t: the guidance gradient is the brake's own
+        planner = toy_planner(tiny_diffusion_forcing, IdentityTokens(), goal_loss="approach", approach_radius=0.5,
+                              **settings)
+        plan = planner.plan(obs_batch, goal=goal, generator=gen(4))
+        return plan.observations[..., 2:].norm(dim=-1).mean(1)
+
+    free, braked = speeds(), speeds(hold_brake=0.01)
+    assert (braked[[0, 2]] < 0.8 * free[[0, 2]]).all()
+    torch.testing.assert_close(braked[1], free[1])
+    planner = module.to_planner(dm.task, 1, hold_brake=1.0, approach_radius=0.5)
+    obs, goal = torch.tensor(obs_batch, dtype=torch.float32), torch.tensor(goal, dtype=torch.float32)
+    assert planner.goal_guidance(goal, obs).holding.tolist() == [True, False, True]
+    waypoint_rows = planner.goal_guidance(goal, obs, final_goal=goal + torch.tensor([[3.0, 0], [0, 0], [0, 0]]))
+    assert waypoint_rows.holding.tolist() == [False, False, True]  # row 0 is at a waypoint, not at its goal
+    with pytest.raises(ValueError, match="hold_brake"):
+        module.to_planner(dm.task, 1, hold_brake=-1.0)
+
+
 def test_lower_temperature_draws_plans_closer_together(tiny_diffusion_forcing, obs_batch):
     module, dm = tiny_diffusion_forcing
     obs = np.repeat(obs_batch[:1], 16, 0)  # one start, 16 draws
@@ -488,9 +523,9 @@ def record_contexts(planner, monkeypatch) -> list:
     seen = []
     original = planner.sample_window
 
-    def recording(obs, goal=None, context=None, guidance=None, generator=None, pin_obs=False):
+    def recording(obs, goal=None, context=None, **kwargs):
         seen.append(None if context is None else planner.to_plan(context))
-        return original(obs, goal, context=context, guidance=guidance, generator=generator, pin_obs=pin_obs)
+        return original(obs, goal, context=context, **kwargs)
 
     monkeypatch.setattr(planner, "sample_window", recording)
     return seen

@@ -61,6 +61,19 @@ def test_the_plan_is_conditioned_on_the_waypoint_in_place_of_the_goal(planner, o
     assert not torch.equal(direct.observations, planner.plan(obs_batch, goal=goal, generator=gen(1)).observations)
 
 
+def test_the_context_keeps_the_final_goal_beside_the_waypoint(diffuser_planner, obs_batch):
+    from diffplan.guidance.waypoints import from_spec
+    from diffplan.planner import PlanContext
+
+    goal = torch.tensor([[-1.0, 1.0]]).expand(3, 2)
+    spec = {"method": "waypoints", "closed": [{"lo": [0.5, -0.5], "hi": [1.5, 0.5]}]}
+    context = from_spec(spec, diffuser_planner).condition(PlanContext(obs=torch.tensor(obs_batch).float(), goal=goal))
+    assert not torch.equal(context.goal, goal)  # row 1 heads for a waypoint
+    assert torch.equal(context.final_goal, goal)
+    again = from_spec(spec, diffuser_planner).condition(context)  # a second waypoint stage keeps the task's goal
+    assert torch.equal(again.final_goal, goal)
+
+
 def test_waypoints_compose_with_select_which_scores_toward_the_waypoint(diffuser_planner, obs_batch):
     goal = torch.tensor([[-1.0, 1.0]]).expand(3, 2)
     select = {"method": "select", "n": 4, "objective": {"type": "reach", "target": "goal"}}

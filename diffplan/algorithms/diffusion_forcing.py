@@ -228,6 +228,10 @@ class GoalGuidance(Guidance):
             tanh for the others (the agent at the goal, where a strong pull makes the ball jitter).
         far: (B,) bool, the rows for ``"approach"``.
         hold_scale: with ``"approach"``, the tanh term of the rows not in ``far`` is multiplied by it.
+        brake: weight of a speed penalty ``sum_steps |v - v_ref|^2`` (``velocity_dims``, m/s) in the rows of
+            ``holding`` (B,) bool: agents at their final goal, whose plans should stay; ``v_ref = -brake_gain * (p - g)``
+            (1/s; 0: plain braking) lets the plan drift in to the goal. Quadratic, so a guidance step shrinks the
+            planned velocities by a fraction instead of stepping past zero.
         clip: clamp the guided x0 to [-1, 1] (bounded normalizers), as the sampler clamps the unguided one; without
             it a guided plan can leave the data's range and its diffused actions saturate.
     """
@@ -237,7 +241,9 @@ class GoalGuidance(Guidance):
 
     def __init__(self, goal: torch.Tensor, goal_dims: list[int], scale: float = 1.0, samples: int = 1,
                  distance: nn.Module | None = None, loss: str = "tanh", clip: bool = False,
-                 far: torch.Tensor | None = None, hold_scale: float = 1.0):
+                 far: torch.Tensor | None = None, hold_scale: float = 1.0, brake: float = 0.0,
+                 velocity_dims: list[int] | None = None, holding: torch.Tensor | None = None,
+                 brake_gain: float = 0.0):
         super().__init__()
         if samples < 1:
             raise ValueError(f"mctg_samples must be >= 1, got {samples}.")
@@ -247,22 +253,39 @@ class GoalGuidance(Guidance):
         if loss == "approach" and far is None:
             raise ValueError("goal_loss='approach' needs `far`, the rows whose agent is still on its way.")
         self.distance, self.loss_kind, self.clip, self.far, self.hold_scale = distance, loss, clip, far, hold_scale
+        if brake and (not velocity_dims or holding is None):
+            raise ValueError("a goal brake needs the task's velocity_dims and `holding`, the rows at their final goal.")
+        self.brake, self.velocity_dims, self.holding, self.brake_gain = brake, list(velocity_dims or []), holding, brake_gain
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
         return model_fn(x, t)
 
     def loss(self, x0: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
-        """Sum over batch and steps of ``tanh(d / 2)`` or the pseudo-Huber ``d`` (per-row terms are independent)."""
-        positions = ctx.to_env(x0)["observations"][..., self.goal_dims]
+        """Sum over batch and steps of ``tanh(d / 2)`` or the pseudo-Huber ``d`` (per-row terms are independent),
+        plus the brake's speed penalty in the holding rows."""
+        observations = ctx.to_env(x0)["observations"]
+        positions = observations[..., self.goal_dims]
         goal = self.goal.to(x0)[:, None]
         distance = (positions - goal).norm(dim=-1) if self.distance is None else self.distance(positions, goal)
+        return self.pull(distance) + self.braking(observations[..., self.velocity_dims], positions - goal)
+
+    def pull(self, distance: torch.Tensor) -> torch.Tensor:
+        """The goal loss of planned distances (B, H), summed."""
         if self.loss_kind == "tanh":
             return torch.tanh(distance / 2).sum()
         huber = (distance ** 2 + self.HUBER_WIDTH ** 2).sqrt() - self.HUBER_WIDTH
         if self.loss_kind == "pseudo_huber":
             return huber.sum()
-        return torch.where(self.far.to(x0.device)[:, None], huber, self.hold_scale * torch.tanh(distance / 2)).sum()
+        return torch.where(self.far.to(distance.device)[:, None], huber, self.hold_scale * torch.tanh(distance / 2)).sum()
+
+    def braking(self, velocities: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """``brake * sum |v - v_ref|^2`` over the holding rows' planned velocities (B, H, V), ``offsets``
+        (B, H, G) the planned positions minus the goal; 0 without a brake."""
+        if not self.brake:
+            return velocities.new_zeros(())
+        excess = ((velocities + self.brake_gain * offsets) ** 2).sum(-1)
+        return self.brake * (excess * self.holding.to(excess)[:, None]).sum()
 
     def future(self, ctx: GuidanceContext) -> torch.Tensor | None:
         """(B, H) bool: entries noisier than the least noisy moving token (moving or held), or None if none."""
@@ -322,6 +345,10 @@ class DiffusionForcingPlanner(Planner):
             ``goal_metric``, DF's tanh within it), see :class:`GoalGuidance`.
         approach_radius: metres, for ``goal_loss="approach"``.
         hold_scale: for ``goal_loss="approach"``, multiplies the pull (tanh) of the rows within ``approach_radius``.
+        hold_brake: weight of a penalty on planned speeds (m/s, the task's ``velocity_dims``) while the agent is within
+            ``brake_radius`` of its final goal (not of a waypoint), so that plans from the goal stay there (0: off).
+        brake_radius: metres (None: ``approach_radius``).
+        brake_gain: 1/s; the brake penalizes the speed in excess of ``-brake_gain * (p - g)``, a drift in to the goal.
         clip_guided: clamp the guided x0 to the data's range, as the unguided one is (bounded normalizers only).
         goal_inpainting: also pin the goal position at the plan's last ``goal_steps`` steps.
         inpaint_radius: metres; with ``goal_inpainting``, pin only in the rows whose agent is within it of its goal
@@ -349,6 +376,7 @@ class DiffusionForcingPlanner(Planner):
                  temperature: float = 1.0,
                  guidance_scale: float = 1.0, mctg_samples: int = 1, goal_metric: str = "straight",
                  goal_loss: str = "tanh", approach_radius: float = 0.5, hold_scale: float = 1.0,
+                 hold_brake: float = 0.0, brake_radius: float | None = None, brake_gain: float = 0.0,
                  clip_guided: bool = False,
                  goal_inpainting: bool = False, inpaint_radius: float | None = None,
                  goal_steps: int = 1, rollout_context: int = 1, act_context: bool = True,
@@ -390,6 +418,11 @@ class DiffusionForcingPlanner(Planner):
         if not hold_scale >= 0:
             raise ValueError(f"hold_scale must be >= 0, got {hold_scale!r}.")
         self.goal_loss, self.approach_radius, self.hold_scale = goal_loss, approach_radius, hold_scale
+        if not hold_brake >= 0:
+            raise ValueError(f"hold_brake must be >= 0, got {hold_brake!r}.")
+        if hold_brake and not task.velocity_dims:
+            raise ValueError(f"hold_brake needs the task's velocity_dims; {task.name!r} names none in its card.")
+        self.hold_brake, self.brake_radius, self.brake_gain = hold_brake, brake_radius, brake_gain
         self.clip_guided = clip_guided and normalizer.is_bounded("observations", "actions")
         # a submodule: it follows the planner's device
         self._corridors = CorridorDistance(task.maze_map) if goal_metric == "corridors" else None
@@ -420,18 +453,26 @@ class DiffusionForcingPlanner(Planner):
             return InverseDynamicsActions(self.inverse_dynamics, self.normalizer)(plan, obs, k)
         return super().action_from_plan(plan, obs, k)
 
-    def goal_guidance(self, goal: torch.Tensor | None, obs: torch.Tensor | None = None) -> Guidance | None:
+    def goal_guidance(self, goal: torch.Tensor | None, obs: torch.Tensor | None = None,
+                      final_goal: torch.Tensor | None = None) -> Guidance | None:
         """The planner's own guidance: DF's goal guidance (with MCTG), when a goal is given and the scale is > 0;
-        ``obs`` (B, O) the current observations, which ``goal_loss="approach"`` needs."""
+        ``obs`` (B, O) the current observations, which ``goal_loss="approach"`` and ``hold_brake`` need;
+        ``final_goal`` (B, G) the task's goals when ``goal`` holds waypoints (None: ``goal`` is final)."""
         if goal is None or not self.guidance_scale:
             return None
-        far = None
-        if self.goal_loss == "approach":
-            if obs is None:
-                raise ValueError("goal_loss='approach' needs the current observations.")
-            far = ~self.near_goal(obs, goal, self.approach_radius)
+        if obs is None and (self.goal_loss == "approach" or self.hold_brake):
+            raise ValueError("goal_loss='approach' and hold_brake need the current observations.")
+        far = ~self.near_goal(obs, goal, self.approach_radius) if self.goal_loss == "approach" else None
+        holding = None
+        if self.hold_brake:
+            at_final = torch.ones_like(goal[:, 0], dtype=torch.bool) if final_goal is None else (
+                (goal == final_goal.to(goal)).all(1))
+            radius = self.approach_radius if self.brake_radius is None else self.brake_radius
+            holding = self.near_goal(obs, goal, radius) & at_final
         return GoalGuidance(goal, list(self.task.goal_dims), self.guidance_scale, self.mctg_samples, self._corridors,
-                            loss=self.goal_loss, clip=self.clip_guided, far=far, hold_scale=self.hold_scale)
+                            loss=self.goal_loss, clip=self.clip_guided, far=far, hold_scale=self.hold_scale,
+                            brake=self.hold_brake, velocity_dims=list(self.task.velocity_dims), holding=holding,
+                            brake_gain=self.brake_gain)
 
     def near_goal(self, obs: torch.Tensor, goal: torch.Tensor, radius: float) -> torch.Tensor:
         """(B,) bool: the agents of ``obs`` (B, O) within ``radius`` metres of ``goal`` (B, G), in ``goal_metric``."""
@@ -487,14 +528,14 @@ class DiffusionForcingPlanner(Planner):
 
     def sample_window(self, obs: torch.Tensor, goal: torch.Tensor | None = None, context: torch.Tensor | None = None,
                       guidance: Guidance | None = None, generator: torch.Generator | None = None,
-                      pin_obs: bool = False) -> torch.Tensor:
+                      pin_obs: bool = False, final_goal: torch.Tensor | None = None) -> torch.Tensor:
         """One window (B, horizon, C), normalized, from ``obs`` (B, O) or from clean ``context`` steps (B, K, C)
         (K a multiple of ``frame_stack``; the causal model does not see what follows them), with ``obs`` pinned
-        right after them if ``pin_obs``."""
+        right after them if ``pin_obs``; ``final_goal`` as in ``goal_guidance``."""
         b = obs.shape[0]
         noise = self.temperature * randn((b, self.horizon, self.layout.transition_dim), generator, self.device)
         k = 0 if context is None else context.shape[1] // self.frame_stack
-        guidance = steer(self.goal_guidance(goal, obs), guidance)
+        guidance = steer(self.goal_guidance(goal, obs, final_goal), guidance)
         return denoise(self.goal_model(goal), self.schedule, noise, self.timesteps(b, k),
                        constraints=self.constraints(obs, noise, goal, context, pin_obs), guidance=guidance, eta=self.eta,
                        clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
@@ -534,11 +575,12 @@ class DiffusionForcingPlanner(Planner):
         context = context.to(self.device)
         obs = context.obs.repeat_interleave(n, 0)
         goal = context.goal.repeat_interleave(n, 0) if context.goal is not None else None
+        final = context.final_goal.repeat_interleave(n, 0) if context.final_goal is not None else None
         past = self.executed_steps(context)
         if past is None:
-            return self.to_plan(self.sample_window(obs, goal, guidance=guidance, generator=generator))
+            return self.to_plan(self.sample_window(obs, goal, guidance=guidance, generator=generator, final_goal=final))
         window = self.sample_window(obs, goal, context=past.repeat_interleave(n, 0), guidance=guidance,
-                                    generator=generator, pin_obs=True)
+                                    generator=generator, pin_obs=True, final_goal=final)
         return self.to_plan(window[:, self.frame_stack:])
 
     @torch.no_grad()

@@ -91,7 +91,9 @@ class Waypoints(Guidance):
         goal_cells = flat_cells(self.maze_map, goal)
         cells = self.waypoint_cells(flat_cells(self.maze_map, here), goal_cells)
         waypoint = np.where((cells == goal_cells)[:, None], goal, self.centres[cells])
-        return replace(context, goal=torch.as_tensor(waypoint, dtype=context.goal.dtype, device=context.goal.device))
+        final = context.goal if context.final_goal is None else context.final_goal
+        return replace(context, goal=torch.as_tensor(waypoint, dtype=context.goal.dtype, device=context.goal.device),
+                       final_goal=final)
 
 
 def from_spec(spec: dict[str, Any], planner: Planner) -> Guidance:

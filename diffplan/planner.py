@@ -503,10 +503,14 @@ class Planner(nn.Module, Configurable):
         """The constructor arguments a folder saves: ``config`` with each plain setting (a number, string, bool or
         None) read from the planner now, so ``planner.num_inference_steps = 5`` before ``save_pretrained`` is kept."""
         plain = (bool, int, float, str, type(None))
+
+        def is_plain(value: Any) -> bool:  # a plain value, or a dict of them (e.g. a scale per condition)
+            return isinstance(value, plain) or (isinstance(value, dict) and all(isinstance(v, plain) for v in value.values()))
+
         settings = {}
         for key, saved in self.config.items():
             now = getattr(self, key, saved)
-            settings[key] = now if isinstance(saved, plain) and isinstance(now, plain) else saved
+            settings[key] = now if is_plain(saved) and is_plain(now) else saved
         return settings
 
     @classmethod

@@ -164,6 +164,23 @@ def test_unknown_condition_and_wrong_target_shape_fail_clearly(tiny_decision_dif
     assert isinstance(module.to_planner(umaze, 1), DecisionDiffuserPlanner)
 
 
+def test_guidance_scale_set_after_loading_changes_the_plans_and_is_saved(tiny_decision_diffuser, obs_batch, tmp_path):
+    module, dm = tiny_decision_diffuser
+    planner = module.to_planner(dm.task, 1, num_inference_steps=4)
+    built = module.to_planner(dm.task, 1, num_inference_steps=4, guidance_scale=3.0)
+    planner.guidance_scale = 3.0
+    expected = built.plan(obs_batch, generator=torch.Generator().manual_seed(2)).observations
+    torch.testing.assert_close(planner.plan(obs_batch, generator=torch.Generator().manual_seed(2)).observations,
+                               expected)
+    planner.save_pretrained(tmp_path / "dd")
+    loaded = DecisionDiffuserPlanner.from_pretrained(tmp_path / "dd")
+    assert loaded.guidance_scale == 3.0
+    torch.testing.assert_close(loaded.plan(obs_batch, generator=torch.Generator().manual_seed(2)).observations,
+                               expected)
+    with pytest.raises(ValueError, match="no target"):
+        planner.guidance_scale = {"obs_mean:0": 1.0}
+
+
 def test_transformer_denoiser_trains_through_the_same_objective(tiny_dataset, loss_drop):
     from diffplan.data.datamodule import PlanningDataModule
 

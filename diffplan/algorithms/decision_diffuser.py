@@ -157,8 +157,7 @@ class DecisionDiffuserPlanner(Planner):
                 raise ValueError(f"Target {name!r} must have {condition_size(name)} value(s), got shape "
                                  f"{tuple(torch.as_tensor(value).shape)}.")
             self.targets[name] = v
-        scales = guidance_scale if isinstance(guidance_scale, dict) else {n: guidance_scale for n in self.targets}
-        self.scales = {n: float(scales.get(n, 0.0)) for n in self.targets}
+        self.guidance_scale = guidance_scale
         self.compose = compose
         self.num_inference_steps, self.eta = num_inference_steps, eta
         self.schedule.sampling_timesteps(num_inference_steps)  # checks the step count now
@@ -168,6 +167,20 @@ class DecisionDiffuserPlanner(Planner):
         self._traced = TracedCache()
         self.history_length = history  # act keeps this many past observations per env
         self.eval()
+
+    @property
+    def guidance_scale(self) -> float | dict[str, float]:
+        """The CFG scale(s) as set; setting it after loading changes the plans and what ``save_pretrained`` keeps."""
+        return self._guidance_scale
+
+    @guidance_scale.setter
+    def guidance_scale(self, value: float | dict[str, float]) -> None:
+        scales = value if isinstance(value, dict) else {n: value for n in self.targets}
+        unknown = set(scales) - set(self.targets)
+        if unknown:
+            raise ValueError(f"guidance_scale names {sorted(unknown)}, which have no target; targets: {sorted(self.targets)}.")
+        self.scales = {n: float(scales.get(n, 0.0)) for n in self.targets}
+        self._guidance_scale = dict(value) if isinstance(value, dict) else float(value)
 
     @property
     def timesteps(self) -> torch.Tensor:

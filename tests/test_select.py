@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffplan.guidance.base import Compose
-from diffplan.guidance.select import Select
+from diffplan.guidance.select import Average, Select
 from diffplan.guidance.spec import guidance_from_spec
 from diffplan.guidance.tfg import TFG
 from diffplan.objectives import Reach
@@ -51,6 +51,20 @@ def test_select_composes_with_tfg_either_way(diffuser_planner, obs_batch):
     torch.testing.assert_close(composed.observations, expected, rtol=0, atol=0)
     plain = candidates(diffuser_planner, obs_batch, 4)
     assert not torch.equal(pool.observations, plain.observations)  # the candidates were guided
+
+
+def test_average_returns_the_mean_of_its_candidates(diffuser_planner, obs_batch):
+    pool = candidates(diffuser_planner, obs_batch, 4)
+    mean = diffuser_planner.plan(obs_batch, guidance={"method": "average", "n": 4}, generator=gen())
+    for field in ("observations", "actions"):
+        drawn = getattr(pool, field)
+        expected = drawn.view(3, 4, *drawn.shape[1:]).mean(1)
+        torch.testing.assert_close(getattr(mean, field), expected)
+    assert pool.actions.view(3, 4, -1).std(1).mean() > 0.01  # the candidates differ: the mean is not one of them
+    tfg = TFG(Reach([3.0, 1.0], [0, 1]), rho=0.5, mu=0.5)
+    guided = diffuser_planner.plan(obs_batch, guidance=Average(4, guidance=tfg), generator=gen())
+    expected = candidates(diffuser_planner, obs_batch, 4, tfg).observations.view(3, 4, -1, 4).mean(1)
+    torch.testing.assert_close(guided.observations, expected)
 
 
 def test_select_passed_to_the_sampling_loop_fails_instead_of_being_ignored(diffuser_planner, obs_batch):
@@ -166,6 +180,8 @@ def test_a_planner_without_goal_input_is_steered_to_each_episodes_own_goal(tiny_
     ({"method": "dps", "mu": 1.0, "objective": REACH}, "unknown \\['mu'\\]"),
     ({"method": "select", "k": 3, "objective": REACH}, "unknown \\['k'\\]"),
     ({"method": "select", "n": 0, "objective": REACH}, "'n' must be an integer >= 1"),
+    ({"method": "average", "k": 3}, "unknown \\['k'\\]"),
+    ({"method": "average", "n": 0}, "average: 'n' must be an integer >= 1"),
     ({"method": "tfg", "objective": {"type": "reach"}}, "missing \\['target'\\]"),
 ])
 def test_bad_guidance_specs_fail_in_one_line(diffuser_planner, obs_batch, spec, match):

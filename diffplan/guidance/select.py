@@ -31,12 +31,14 @@ class Select(Guidance):
         guidance: per-step guidance the candidates are sampled with (e.g. TFG: select over guided samples).
     """
 
+    method = "select"
+
     def __init__(self, objective: ObjectiveFn, n: int = 8, guidance: Guidance | None = None):
         super().__init__()
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"select: 'n' must be an integer >= 1, got {n!r}.")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{self.method}: 'n' must be an integer >= 1, got {n!r}.")
         if guidance is not None and split_select(guidance)[0] is not None:
-            raise ValueError("select: the candidates' guidance cannot itself select; use one select.")
+            raise ValueError(f"{self.method}: the candidates' guidance cannot itself select or average; use one.")
         self.objective, self.n, self.guidance = objective, n, guidance
 
     def condition(self, context: PlanContext) -> PlanContext:
@@ -61,6 +63,31 @@ class Select(Guidance):
         """(B,) objective values of plans; ``goal`` (B, goal_dim) for objectives that read the episode's goal."""
         fields = {"observations": plans.observations, "actions": plans.actions}
         return self.objective(fields if goal is None else {**fields, "goal": goal})
+
+
+class Average(Select):
+    """Sample-and-average: the mean of ``n`` candidate plans per row, drawn in one batched call.
+
+    The mean estimates the model's expected plan given the context. Where the data's actions carry zero-mean noise
+    (PointMaze's controller adds N(0, 0.5^2)), a sampled plan reproduces that noise in its diffused actions, and the
+    mean removes it. Modes are averaged too, so use it where the plans agree on the way (e.g. with waypoints).
+
+    Args:
+        n: candidates per row.
+        guidance: per-step guidance the candidates are sampled with.
+    """
+
+    method = "average"
+
+    def __init__(self, n: int = 8, guidance: Guidance | None = None):
+        super().__init__(objective=None, n=n, guidance=guidance)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def choose(self, planner: Planner, context: PlanContext, generator: torch.Generator | None = None,
+               guidance: Guidance | None = None) -> Plan:
+        """One plan per context row: the mean of ``n`` drawn by ``planner.sample``."""
+        plans = planner.sample(context, self.n, compose(guidance, self.guidance), generator)
+        return plans._map(lambda v: v.view(-1, self.n, *v.shape[1:]).mean(1))
 
 
 def split_select(guidance: Guidance | None) -> tuple[Select | None, Guidance | None]:
@@ -88,3 +115,14 @@ def from_spec(spec: dict[str, Any], planner: Planner) -> Select:
     inner = guidance_from_spec(spec["guidance"], planner) if spec.get("guidance") is not None else None
     objective = objective_from_spec(spec["objective"], planner.task).to(planner.device)
     return Select(objective, n=spec.get("n", 8), guidance=inner)
+
+
+def average_from_spec(spec: dict[str, Any], planner: Planner) -> Average:
+    """``{"method": "average", "n": 8, "guidance": <guidance spec>}``; ``n`` defaults to 8 and ``guidance`` to none."""
+    from diffplan.guidance.spec import guidance_from_spec
+
+    unknown = set(spec) - {"method", "n", "guidance"}
+    if unknown:
+        raise ValueError(f"Guidance 'average' takes optionally \"n\" and \"guidance\"; unknown {sorted(unknown)}.")
+    inner = guidance_from_spec(spec["guidance"], planner) if spec.get("guidance") is not None else None
+    return Average(n=spec.get("n", 8), guidance=inner)

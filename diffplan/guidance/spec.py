@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 METHODS: dict[str, str] = {
     **{name: "diffplan.guidance.tfg.from_spec" for name in ("tfg", "dps", "lgd", "freedom", "mpgd", "ugd")},
     "select": "diffplan.guidance.select.from_spec",
+    "average": "diffplan.guidance.select.average_from_spec",
     "waypoints": "diffplan.guidance.waypoints.from_spec",
 }
 

@@ -67,6 +67,18 @@ def test_average_returns_the_mean_of_its_candidates(diffuser_planner, obs_batch)
     torch.testing.assert_close(guided.observations, expected)
 
 
+def test_average_with_a_radius_averages_only_the_rows_near_their_goal(diffuser_planner, obs_batch):
+    goal = torch.tensor([[1.0, -1.2]]).expand(3, 2)  # row 0's agent is 0.2 m from it, the others over 0.5 m
+    context = PlanContext(obs=torch.as_tensor(obs_batch, dtype=torch.float32), goal=goal)
+    pool = diffuser_planner.sample(context, 4, None, gen()).observations.view(3, 4, -1, 4)
+    plan = diffuser_planner.plan(obs_batch, goal=goal, guidance={"method": "average", "n": 4, "radius": 0.5},
+                                 generator=gen())
+    torch.testing.assert_close(plan.observations[0], pool[0].mean(0))
+    torch.testing.assert_close(plan.observations[1:], pool[1:, 0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="needs a goal"):
+        diffuser_planner.plan(obs_batch, guidance={"method": "average", "n": 2, "radius": 0.5})
+
+
 def test_select_passed_to_the_sampling_loop_fails_instead_of_being_ignored(diffuser_planner, obs_batch):
     context = PlanContext(obs=torch.as_tensor(obs_batch, dtype=torch.float32))
     with pytest.raises(TypeError, match="no per-step hook"):
@@ -182,6 +194,7 @@ def test_a_planner_without_goal_input_is_steered_to_each_episodes_own_goal(tiny_
     ({"method": "select", "n": 0, "objective": REACH}, "'n' must be an integer >= 1"),
     ({"method": "average", "k": 3}, "unknown \\['k'\\]"),
     ({"method": "average", "n": 0}, "average: 'n' must be an integer >= 1"),
+    ({"method": "average", "radius": -1.0}, "'radius' must be > 0 metres"),
     ({"method": "tfg", "objective": {"type": "reach"}}, "missing \\['target'\\]"),
 ])
 def test_bad_guidance_specs_fail_in_one_line(diffuser_planner, obs_batch, spec, match):

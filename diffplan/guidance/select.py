@@ -75,19 +75,34 @@ class Average(Select):
     Args:
         n: candidates per row.
         guidance: per-step guidance the candidates are sampled with.
+        radius: metres; average only the rows whose agent is within it of its final goal (the task's goal, not a
+            waypoint; straight distance over the task's ``goal_dims``), where plans agree on staying; the others keep
+            their first candidate. None: average every row.
     """
 
     method = "average"
 
-    def __init__(self, n: int = 8, guidance: Guidance | None = None):
+    def __init__(self, n: int = 8, guidance: Guidance | None = None, radius: float | None = None):
         super().__init__(objective=None, n=n, guidance=guidance)  # type: ignore[arg-type]
+        if radius is not None and not (isinstance(radius, (int, float)) and radius > 0):
+            raise ValueError(f"average: 'radius' must be > 0 metres or null, got {radius!r}.")
+        self.radius = radius
 
     @torch.no_grad()
     def choose(self, planner: Planner, context: PlanContext, generator: torch.Generator | None = None,
                guidance: Guidance | None = None) -> Plan:
-        """One plan per context row: the mean of ``n`` drawn by ``planner.sample``."""
+        """One plan per context row: the mean of ``n`` drawn by ``planner.sample`` (in the rows ``radius`` picks)."""
         plans = planner.sample(context, self.n, compose(guidance, self.guidance), generator)
-        return plans._map(lambda v: v.view(-1, self.n, *v.shape[1:]).mean(1))
+        mean = plans._map(lambda v: v.view(-1, self.n, *v.shape[1:]).mean(1))
+        if self.radius is None:
+            return mean
+        goal = context.final_goal if context.final_goal is not None else context.goal
+        if goal is None:
+            raise ValueError("average with a 'radius' needs a goal; pass one to plan/act, or drop the radius.")
+        here = context.obs[:, list(planner.task.goal_dims)]
+        near = (here - goal.to(here)).norm(dim=-1) <= self.radius
+        first = plans.rows(torch.arange(context.batch_size, device=near.device) * self.n)
+        return first.with_rows(near, mean.rows(near)) if bool(near.any()) else first
 
 
 def split_select(guidance: Guidance | None) -> tuple[Select | None, Guidance | None]:
@@ -118,11 +133,13 @@ def from_spec(spec: dict[str, Any], planner: Planner) -> Select:
 
 
 def average_from_spec(spec: dict[str, Any], planner: Planner) -> Average:
-    """``{"method": "average", "n": 8, "guidance": <guidance spec>}``; ``n`` defaults to 8 and ``guidance`` to none."""
+    """``{"method": "average", "n": 8, "guidance": <guidance spec>, "radius": null}``; ``n`` defaults to 8,
+    ``guidance`` to none and ``radius`` to null (every row)."""
     from diffplan.guidance.spec import guidance_from_spec
 
-    unknown = set(spec) - {"method", "n", "guidance"}
+    unknown = set(spec) - {"method", "n", "guidance", "radius"}
     if unknown:
-        raise ValueError(f"Guidance 'average' takes optionally \"n\" and \"guidance\"; unknown {sorted(unknown)}.")
+        raise ValueError("Guidance 'average' takes optionally \"n\", \"guidance\" and \"radius\"; "
+                         f"unknown {sorted(unknown)}.")
     inner = guidance_from_spec(spec["guidance"], planner) if spec.get("guidance") is not None else None
-    return Average(n=spec.get("n", 8), guidance=inner)
+    return Average(n=spec.get("n", 8), guidance=inner, radius=spec.get("radius"))

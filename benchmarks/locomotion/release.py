@@ -14,6 +14,10 @@
         --source pretrained/diffuser-walker2d-medium --row diffuser-walker2d-medium-iqlq-mpgd0.05 --set n_samples=1 \
         --critic-config critic-iql-walker2d-medium --train "..." --note "..." \
         --guidance '{"method": "mpgd", "mu": 0.05, "objective": {"type": "critic", "path": "runs/critic-iql-walker2d-medium/critic"}}'
+    python benchmarks/locomotion/release.py walker2d-medium --config diffuser-walker2d-medium \
+        --source pretrained/diffuser-walker2d-medium --row diffuser-walker2d-medium-iql150kq-mpgd0.05-avg8 \
+        --set n_samples=1 --critic-config critic-iql-walker2d-medium-150k --train "..." --note "..." \
+        --guidance '{"method": "average", "n": 8, "guidance": {"method": "mpgd", "mu": 0.05, "objective": {"type": "critic", "path": "runs/critic-iql-walker2d-medium-150k/critic"}}}'
 
 The planner settings given with ``--set`` (and ``--guidance``) become the folder's defaults; they must be the ones
 the row was evaluated with (the row's notes say which). A guidance that reads a critic ships with a copy of it in the
@@ -44,14 +48,21 @@ def describe(cfg: dict, guidance: dict | None = None) -> str:
     if cfg.get("jit"):
         parts.append("traced denoiser")
     if guidance is not None:
-        objective = guidance.get("objective", {})
-        by = "the critic in `critic/`" if objective.get("type") == "critic" else f"a {objective.get('type')} objective"
-        if guidance.get("method") == "select":
-            parts.append(f"best of {guidance.get('n', 8)} plans by {by}")
-        else:
-            knobs = ", ".join(f"{k} {v}" for k, v in guidance.items() if k not in ("method", "objective"))
-            parts.append(f"{guidance.get('method', '?').upper()} ({knobs}) up {by}")
+        parts.append(describe_guidance(guidance))
     return ", ".join(parts)
+
+
+def describe_guidance(guidance: dict) -> str:
+    """A guidance spec in words (``average`` and ``select`` name the guidance their candidates are drawn with)."""
+    if guidance.get("method") == "average":
+        inner = guidance.get("guidance")
+        return f"the mean of {guidance.get('n', 8)} plans" + (f", each {describe_guidance(inner)}" if inner else "")
+    objective = guidance.get("objective", {})
+    by = "the critic in `critic/`" if objective.get("type") == "critic" else f"a {objective.get('type')} objective"
+    if guidance.get("method") == "select":
+        return f"best of {guidance.get('n', 8)} plans by {by}"
+    knobs = ", ".join(f"{k} {v}" for k, v in guidance.items() if k not in ("method", "objective"))
+    return f"{guidance.get('method', '?').upper()} ({knobs}) up {by}"
 
 
 def main() -> None:

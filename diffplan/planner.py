@@ -501,11 +501,14 @@ class Planner(nn.Module, Configurable):
 
     def settings(self) -> dict[str, Any]:
         """The constructor arguments a folder saves: ``config`` with each plain setting (a number, string, bool or
-        None) read from the planner now, so ``planner.num_inference_steps = 5`` before ``save_pretrained`` is kept."""
+        None, or a dict of them) read from the planner now, so ``planner.num_inference_steps = 5`` before
+        ``save_pretrained`` is kept."""
         plain = (bool, int, float, str, type(None))
 
         def is_plain(value: Any) -> bool:  # a plain value, or a dict of them (e.g. a scale per condition)
-            return isinstance(value, plain) or (isinstance(value, dict) and all(isinstance(v, plain) for v in value.values()))
+            if isinstance(value, dict):
+                return all(isinstance(v, plain) for v in value.values())
+            return isinstance(value, plain)
 
         settings = {}
         for key, saved in self.config.items():

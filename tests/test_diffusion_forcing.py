@@ -380,6 +380,8 @@ def test_hold_brake_slows_the_plans_of_agents_at_their_final_goal_only(tiny_diff
     assert waypoint_rows.holding.tolist() == [False, False, True]  # row 0 is at a waypoint, not at its goal
     with pytest.raises(ValueError, match="hold_brake"):
         module.to_planner(dm.task, 1, hold_brake=-1.0)
+    with pytest.raises(ValueError, match="brake_radius"):
+        module.to_planner(dm.task, 1, hold_brake=1.0, brake_radius=0.0)
 
 
 def test_lower_temperature_draws_plans_closer_together(tiny_diffusion_forcing, obs_batch):

@@ -178,7 +178,8 @@ class DecisionDiffuserPlanner(Planner):
         scales = value if isinstance(value, dict) else {n: value for n in self.targets}
         unknown = set(scales) - set(self.targets)
         if unknown:
-            raise ValueError(f"guidance_scale names {sorted(unknown)}, which have no target; targets: {sorted(self.targets)}.")
+            raise ValueError(f"guidance_scale names {sorted(unknown)}, which have no target; "
+                             f"targets: {sorted(self.targets)}.")
         self.scales = {n: float(scales.get(n, 0.0)) for n in self.targets}
         self._guidance_scale = dict(value) if isinstance(value, dict) else float(value)
 

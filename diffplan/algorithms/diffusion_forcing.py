@@ -229,8 +229,8 @@ class GoalGuidance(Guidance):
         far: (B,) bool, the rows for ``"approach"``.
         hold_scale: with ``"approach"``, the tanh term of the rows not in ``far`` is multiplied by it.
         brake: weight of a speed penalty ``sum_steps |v - v_ref|^2`` (``velocity_dims``, m/s) in the rows of
-            ``holding`` (B,) bool: agents at their final goal, whose plans should stay; ``v_ref = -brake_gain * (p - g)``
-            (1/s; 0: plain braking) lets the plan drift in to the goal. Quadratic, so a guidance step shrinks the
+            ``holding`` (B,) bool: agents at their final goal, whose plans should stay;
+            ``v_ref = -brake_gain * (p - g)`` (1/s; 0: plain braking) lets the plan drift in to the goal. Quadratic, so a guidance step shrinks the
             planned velocities by a fraction instead of stepping past zero.
         clip: clamp the guided x0 to [-1, 1] (bounded normalizers), as the sampler clamps the unguided one; without
             it a guided plan can leave the data's range and its diffused actions saturate.
@@ -255,7 +255,8 @@ class GoalGuidance(Guidance):
         self.distance, self.loss_kind, self.clip, self.far, self.hold_scale = distance, loss, clip, far, hold_scale
         if brake and (not velocity_dims or holding is None):
             raise ValueError("a goal brake needs the task's velocity_dims and `holding`, the rows at their final goal.")
-        self.brake, self.velocity_dims, self.holding, self.brake_gain = brake, list(velocity_dims or []), holding, brake_gain
+        self.brake, self.velocity_dims, self.holding = brake, list(velocity_dims or []), holding
+        self.brake_gain = brake_gain
 
     def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
         ctx.scratch["model_fn"] = model_fn  # guide_x0 predicts again for MCTG
@@ -277,7 +278,8 @@ class GoalGuidance(Guidance):
         huber = (distance ** 2 + self.HUBER_WIDTH ** 2).sqrt() - self.HUBER_WIDTH
         if self.loss_kind == "pseudo_huber":
             return huber.sum()
-        return torch.where(self.far.to(distance.device)[:, None], huber, self.hold_scale * torch.tanh(distance / 2)).sum()
+        near = self.hold_scale * torch.tanh(distance / 2)
+        return torch.where(self.far.to(distance.device)[:, None], huber, near).sum()
 
     def braking(self, velocities: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """``brake * sum |v - v_ref|^2`` over the holding rows' planned velocities (B, H, V), ``offsets``
@@ -422,6 +424,10 @@ class DiffusionForcingPlanner(Planner):
             raise ValueError(f"hold_brake must be >= 0, got {hold_brake!r}.")
         if hold_brake and not task.velocity_dims:
             raise ValueError(f"hold_brake needs the task's velocity_dims; {task.name!r} names none in its card.")
+        if brake_radius is not None and not brake_radius > 0:
+            raise ValueError(f"brake_radius must be > 0 metres or null (approach_radius), got {brake_radius!r}.")
+        if not brake_gain >= 0:
+            raise ValueError(f"brake_gain must be >= 0 (1/s), got {brake_gain!r}.")
         self.hold_brake, self.brake_radius, self.brake_gain = hold_brake, brake_radius, brake_gain
         self.clip_guided = clip_guided and normalizer.is_bounded("observations", "actions")
         # a submodule: it follows the planner's device

@@ -68,9 +68,8 @@ class Select(Guidance):
 class Average(Select):
     """Sample-and-average: the mean of ``n`` candidate plans per row, drawn in one batched call.
 
-    The mean estimates the model's expected plan given the context. Where the data's actions carry zero-mean noise
-    (PointMaze's controller adds N(0, 0.5^2)), a sampled plan reproduces that noise in its diffused actions, and the
-    mean removes it. Modes are averaged too, so use it where the plans agree on the way (e.g. with waypoints).
+    The mean estimates the model's expected plan given the context (e.g. of guided samples, whose guidance moves
+    each sample differently). Modes are averaged too, so use it where the plans agree on the way.
 
     Args:
         n: candidates per row.

@@ -65,6 +65,8 @@ def test_average_returns_the_mean_of_its_candidates(diffuser_planner, obs_batch)
     guided = diffuser_planner.plan(obs_batch, guidance=Average(4, guidance=tfg), generator=gen())
     expected = candidates(diffuser_planner, obs_batch, 4, tfg).observations.view(3, 4, -1, 4).mean(1)
     torch.testing.assert_close(guided.observations, expected)
+    composed = diffuser_planner.plan(obs_batch, guidance=Compose(Average(4), tfg), generator=gen())
+    torch.testing.assert_close(composed.observations, expected)
 
 
 def test_average_with_a_radius_averages_only_the_rows_near_their_goal(diffuser_planner, obs_batch):

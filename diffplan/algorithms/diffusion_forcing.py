@@ -268,8 +268,11 @@ class GoalGuidance(Guidance):
         observations = ctx.to_env(x0)["observations"]
         positions = observations[..., self.goal_dims]
         goal = self.goal.to(x0)[:, None]
-        distance = (positions - goal).norm(dim=-1) if self.distance is None else self.distance(positions, goal)
-        return self.pull(distance) + self.braking(observations[..., self.velocity_dims], positions - goal)
+        offsets = positions - goal
+        distance = offsets.norm(dim=-1) if self.distance is None else self.distance(positions, goal)
+        if not self.brake:
+            return self.pull(distance)
+        return self.pull(distance) + self.braking(observations[..., self.velocity_dims], offsets)
 
     def pull(self, distance: torch.Tensor) -> torch.Tensor:
         """The goal loss of planned distances (B, H), summed."""
@@ -283,9 +286,7 @@ class GoalGuidance(Guidance):
 
     def braking(self, velocities: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """``brake * sum |v - v_ref|^2`` over the holding rows' planned velocities (B, H, V), ``offsets``
-        (B, H, G) the planned positions minus the goal; 0 without a brake."""
-        if not self.brake:
-            return velocities.new_zeros(())
+        (B, H, G) the planned positions minus the goal."""
         excess = ((velocities + self.brake_gain * offsets) ** 2).sum(-1)
         return self.brake * (excess * self.holding.to(excess)[:, None]).sum()
 

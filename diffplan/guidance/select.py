@@ -4,7 +4,8 @@ one batched ``Planner.sample`` call and keep the one with the best objective (or
 Selection compares whole plans, so it is no per-step hook: a :class:`Select` in a planner's guidance (alone or
 inside a ``Compose``) is honoured by ``Planner.sample_steered`` (what ``plan`` and ``act`` call), which samples the
 candidates with the remaining per-step guidance (e.g. TFG) and picks the best. Passed straight to ``denoise`` it
-fails clearly instead of being ignored.
+fails clearly instead of being ignored. :class:`Average` (sample-and-average) is the same kind of guidance: it
+returns the candidates' mean instead of the best.
 """
 
 from __future__ import annotations
@@ -21,7 +22,39 @@ if TYPE_CHECKING:
     from diffplan.planner import Plan, PlanContext, Planner
 
 
-class Select(Guidance):
+class Candidates(Guidance):
+    """A guidance over whole plans: ``n`` candidates per row, drawn in one batched ``Planner.sample`` call with
+    ``guidance``, reduced to one plan by ``choose`` (subclasses: select the best, or average them).
+
+    Args:
+        n: candidates per row.
+        guidance: per-step guidance the candidates are sampled with (e.g. TFG).
+    """
+
+    method = "candidates"
+
+    def __init__(self, n: int = 8, guidance: Guidance | None = None):
+        super().__init__()
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{self.method}: 'n' must be an integer >= 1, got {n!r}.")
+        if guidance is not None and split_select(guidance)[0] is not None:
+            raise ValueError(f"{self.method}: the candidates' guidance cannot itself select or average; use one.")
+        self.n, self.guidance = n, guidance
+
+    def condition(self, context: PlanContext) -> PlanContext:
+        return context if self.guidance is None else self.guidance.condition(context)
+
+    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} chooses among whole plans and is no per-step hook; pass it to "
+                        f"Planner.plan / act (or call its choose), not to denoise or Planner.sample.")
+
+    def choose(self, planner: Planner, context: PlanContext, generator: torch.Generator | None = None,
+               guidance: Guidance | None = None) -> Plan:
+        """One plan per context row from ``n`` candidates drawn with ``guidance`` and this one's own."""
+        raise NotImplementedError
+
+
+class Select(Candidates):
     """Keep the best of ``n`` candidates per row by ``objective`` (values to maximize, in environment units).
 
     Args:
@@ -34,19 +67,8 @@ class Select(Guidance):
     method = "select"
 
     def __init__(self, objective: ObjectiveFn, n: int = 8, guidance: Guidance | None = None):
-        super().__init__()
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"{self.method}: 'n' must be an integer >= 1, got {n!r}.")
-        if guidance is not None and split_select(guidance)[0] is not None:
-            raise ValueError(f"{self.method}: the candidates' guidance cannot itself select or average; use one.")
-        self.objective, self.n, self.guidance = objective, n, guidance
-
-    def condition(self, context: PlanContext) -> PlanContext:
-        return context if self.guidance is None else self.guidance.condition(context)
-
-    def predict(self, model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, ctx: GuidanceContext) -> torch.Tensor:
-        raise TypeError("Select chooses among whole plans and is no per-step hook; pass it to Planner.plan / act "
-                        "(or call Select.choose), not to denoise or Planner.sample.")
+        super().__init__(n, guidance)
+        self.objective = objective
 
     @torch.no_grad()
     def choose(self, planner: Planner, context: PlanContext, generator: torch.Generator | None = None,
@@ -65,7 +87,7 @@ class Select(Guidance):
         return self.objective(fields if goal is None else {**fields, "goal": goal})
 
 
-class Average(Select):
+class Average(Candidates):
     """Sample-and-average: the mean of ``n`` candidate plans per row, drawn in one batched call.
 
     The mean estimates the model's expected plan given the context (e.g. of guided samples, whose guidance moves
@@ -82,7 +104,7 @@ class Average(Select):
     method = "average"
 
     def __init__(self, n: int = 8, guidance: Guidance | None = None, radius: float | None = None):
-        super().__init__(objective=None, n=n, guidance=guidance)  # type: ignore[arg-type]
+        super().__init__(n, guidance)
         if radius is not None and not (isinstance(radius, (int, float)) and radius > 0):
             raise ValueError(f"average: 'radius' must be > 0 metres or null, got {radius!r}.")
         self.radius = radius
@@ -104,16 +126,18 @@ class Average(Select):
         return first.with_rows(near, mean.rows(near)) if bool(near.any()) else first
 
 
-def split_select(guidance: Guidance | None) -> tuple[Select | None, Guidance | None]:
-    """The Select in ``guidance`` (itself or a member of a Compose) and the rest of it; (None, guidance) if none."""
-    if isinstance(guidance, Select):
+def split_select(guidance: Guidance | None) -> tuple[Candidates | None, Guidance | None]:
+    """The Select or Average in ``guidance`` (itself or a member of a Compose) and the rest of it; (None, guidance)
+    if none."""
+    if isinstance(guidance, Candidates):
         return guidance, None
     if isinstance(guidance, Compose):
-        selects = [g for g in guidance.guidances if isinstance(g, Select)]
+        selects = [g for g in guidance.guidances if isinstance(g, Candidates)]
         if len(selects) > 1:
-            raise ValueError("A guidance can hold one select; merge the objectives into one (a weighted sum).")
+            raise ValueError("A guidance can hold one select or average; merge the objectives into one (a weighted "
+                             "sum).")
         if selects:
-            return selects[0], compose(*[g for g in guidance.guidances if not isinstance(g, Select)])
+            return selects[0], compose(*[g for g in guidance.guidances if not isinstance(g, Candidates)])
     return None, guidance
 
 

@@ -8,7 +8,9 @@
 With ``--eval-every K`` the policy is scored every K gradient steps during the one training run (a learning curve:
 has the score stopped rising?): each checkpoint writes a row on the validation seeds 0..9 to
 ``benchmarks/locomotion/validation.csv`` and a row on ``--episodes`` test seeds to ``--results``, each with its
-step count. Every checkpoint's row is kept; none is picked as "the best".
+step count. Every checkpoint's row is kept; none is picked as "the best". ``--score-from S`` extends such a curve
+in a later run: training restarts from scratch under the same ``--train-seed`` and only checkpoints >= S are scored
+(score S again to check that the retrain reproduced the earlier row).
 
 d3rlpy pins gymnasium 1.0, which the MuJoCo v5 envs here do not use, hence the ``--no-deps`` install (it is
 not a dependency of diffplan). The data comes from the same local Minari dataset (``minari.load_dataset``),
@@ -101,6 +103,9 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=0, help="d3rlpy.seed of the training run")
     parser.add_argument("--eval-every", type=int, default=0,
                         help="also score every K gradient steps (a learning curve; 0: only at the end)")
+    parser.add_argument("--score-from", type=int, default=0,
+                        help="skip the checkpoints before this step (to extend a learning curve whose earlier rows "
+                             "exist: d3rlpy retrains them bit-identically under the same --train-seed)")
     args = parser.parse_args()
     if args.eval_every and (args.eval_every < 0 or args.steps % args.eval_every):
         parser.error(f"--eval-every {args.eval_every} must divide --steps {args.steps}.")
@@ -129,7 +134,7 @@ def main() -> None:
 
     def at_epoch_end(algo: Any, epoch: int, total_step: int) -> None:
         nonlocal t0
-        if args.eval_every and total_step % args.eval_every == 0:
+        if args.eval_every and total_step % args.eval_every == 0 and total_step >= args.score_from:
             score(total_step)
             t0 = time.perf_counter()
 

@@ -2,9 +2,9 @@
 
     python benchmarks/pointmaze/hold_probe.py pretrained/df-pointmaze-medium --task pointmaze-medium-hold
 
-Issue 12's medium hold failure, probed in real episodes: ``--episodes`` evaluation episodes (reset seeds
-``--seed``..., validation by default) run with the planner's own ``act``; after each episode's first reach, the steps
-where the ball is ``--near`` m from the goal (0.3-0.6 by default, just outside or at the edge of the 0.45 m goal
+Issue 12's medium hold failure, probed in real episodes: ``--episodes`` episodes of the same ``evaluate`` run as
+``goal_hold.py`` (reset seeds ``--seed``..., validation by default), recording the executed actions on the way.
+After each episode's first reach, the steps where the ball is ``--near`` m from the goal (0.3-0.6 by default, just outside or at the edge of the 0.45 m goal
 radius) and slower than 0.5 m/s are collected. It prints the executed actions' mean component toward the goal
 there, how many such steps there were, and the same component for the dataset's actions in states like them (the
 controller that made the data pushes at nearly full force toward its goal there). A diagnosis, not a score.
@@ -18,7 +18,7 @@ import minari
 import numpy as np
 
 from diffplan.cli import load_planner
-from diffplan.environments import make_eval_env
+from diffplan.evaluation.rollout import evaluate
 from diffplan.tasks import load_task
 
 SLOW = 0.5  # m/s
@@ -39,22 +39,31 @@ def main() -> None:
     args = parser.parse_args()
     planner, _ = load_planner(args.planner, [], task=args.task)
     task = load_task(args.task) if args.task else planner.task
-    envs = [make_eval_env(task) for _ in range(args.episodes)]
-    obs = [env.reset(seed=args.seed + i)[0] for i, env in enumerate(envs)]
-    planner.reset()
-    reached = np.zeros(args.episodes, bool)
+    executed = []  # (episodes, 2) per step: the batched actions the evaluation executes
+    act = planner.act
+
+    def recording_act(obs, goal=None):
+        action = act(obs, goal)
+        if np.ndim(action) == 2 and len(action) == args.episodes:  # not the batch-1 latency probe
+            executed.append(np.asarray(action))
+        return action
+
+    planner.act = recording_act
+    result = evaluate(planner, task, episodes=args.episodes, seed=args.seed, num_envs=args.episodes,
+                      keep_paths=args.episodes, progress=False)
+    actions_taken = np.stack(executed, axis=1)  # (episodes, T, 2)
     offsets, actions = [], []
-    for _ in range(task.eval.max_episode_steps):
-        batch = {k: np.stack([o[k] for o in obs]).astype(np.float32) for k in obs[0]}
-        action = np.asarray(planner.act(batch))
-        to_goal = batch["desired_goal"] - batch["achieved_goal"]
+    for i, (path, goal) in enumerate(zip(result.paths, result.goals)):
+        reach = int(result.first_reach[i])
+        if reach < 0:
+            continue
+        after = path[reach + 1:]  # the states after the first reach, and the actions taken in them
+        to_goal = goal - after[:, list(task.goal_dims)]
         distance = np.linalg.norm(to_goal, axis=1)
-        reached |= distance <= 0.45
-        speed = np.linalg.norm(batch["observation"][:, 2:4], axis=1)
-        keep = reached & (distance > args.near[0]) & (distance < args.near[1]) & (speed < SLOW)
+        speed = np.linalg.norm(after[:, list(task.velocity_dims)], axis=1)
+        keep = (distance > args.near[0]) & (distance < args.near[1]) & (speed < SLOW)
         offsets.append(to_goal[keep])
-        actions.append(action[keep])
-        obs = [env.step(a)[0] for env, a in zip(envs, action)]
+        actions.append(actions_taken[i, reach + 1:][keep])
     planned = toward_goal(np.concatenate(actions), np.concatenate(offsets))
     print(f"{args.planner} on {task.name}, seeds {args.seed}..{args.seed + args.episodes - 1}: {len(planned)} steps "
           f"after arriving {args.near[0]}-{args.near[1]} m from the goal at < {SLOW} m/s; executed actions toward the "

@@ -118,9 +118,9 @@ class DiffuserPlanner(Planner):
         return DenoisingChain(self.constraints(context.obs, context.goal, like), lambda denoiser: denoiser,
                               self.normalizer.is_bounded("observations", "actions"))
 
-    def model_fn(self, needs_grad: bool = False) -> Any:
-        """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``, unless gradients must flow)."""
-        if not self.jit or needs_grad:
+    def model_fn(self) -> Any:
+        """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``; gradients to ``x`` still flow)."""
+        if not self.jit:
             return self.denoiser
         return lambda x, t: self._traced(self.denoiser, x, t)
 
@@ -136,7 +136,7 @@ class DiffuserPlanner(Planner):
         g = context.goal.repeat_interleave(per_row, 0) if context.goal is not None else None
         noise = randn((b, self.horizon, self.layout.transition_dim), generator, device)
         guidance = steer(self.value_guidance(), guidance)
-        x = denoise(self.model_fn(guidance is not None and guidance.needs_grad), self.schedule, noise, self.timesteps,
+        x = denoise(self.model_fn(), self.schedule, noise, self.timesteps,
                     constraints=self.constraints(x_obs, g, noise), guidance=guidance, eta=self.eta,
                     clip_denoised=self.normalizer.is_bounded("observations", "actions"), generator=generator,
                     context={"normalizer": self.normalizer, "layout": self.layout, "goal": g})

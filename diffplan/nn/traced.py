@@ -11,8 +11,10 @@ from torch import nn
 class TracedCache:
     """``cache(module, *inputs)`` runs ``module`` through a ``torch.jit`` trace made for these input shapes.
 
-    Outputs equal the eager module's up to float rounding. The trace is made at the first call for a shape,
-    so build the cache on a trained module; it must be dropped (a new cache) if the weights change.
+    Outputs equal the eager module's up to float rounding, and so do gradients with respect to the inputs (the
+    weights are frozen constants: gradient guidance can use the trace, training cannot). The trace is made at the
+    first call for a shape, so build the cache on a trained module; it must be dropped (a new cache) if the weights
+    change.
     """
 
     def __init__(self) -> None:
@@ -23,5 +25,6 @@ class TracedCache:
         if key not in self._traced:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                self._traced[key] = torch.jit.freeze(torch.jit.trace(module.eval(), inputs))
+                example = tuple(x.detach() for x in inputs)
+                self._traced[key] = torch.jit.freeze(torch.jit.trace(module.eval(), example))
         return self._traced[key](*inputs)

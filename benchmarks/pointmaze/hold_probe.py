@@ -72,9 +72,10 @@ def main() -> None:
     offsets, actions = [], []
     for episode in minari.load_dataset(task.dataset.local_id).iterate_episodes():
         states, goals = episode.observations["observation"][:-1], episode.observations["desired_goal"][:-1]
-        to_goal = goals - states[:, :2]
+        to_goal = goals - states[:, list(task.goal_dims)]
         distance = np.linalg.norm(to_goal, axis=1)
-        keep = (distance > args.near[0]) & (distance < args.near[1]) & (np.linalg.norm(states[:, 2:], axis=1) < SLOW)
+        speed = np.linalg.norm(states[:, list(task.velocity_dims)], axis=1)
+        keep = (distance > args.near[0]) & (distance < args.near[1]) & (speed < SLOW)
         offsets.append(to_goal[keep])
         actions.append(episode.actions[keep])
     data = toward_goal(np.concatenate(actions), np.concatenate(offsets))

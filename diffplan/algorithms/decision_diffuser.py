@@ -260,10 +260,8 @@ class DecisionDiffuserPlanner(Planner):
         noise = randn((b, self.horizon, self.obs_dim), generator, device)
         x_start, timesteps = self.warm_start_from(context, noise)
         guidance = steer(self.condition_guidance(b), guidance)
-        if self.jit:  # the trace also gives gradient guidance its input gradients, faster than the eager denoiser
-            model_fn = (lambda x_t, t, c: self._traced(self.denoiser, x_t, t, c))
-        else:
-            model_fn = self.denoiser
+        # the trace also gives gradient guidance its input gradients, faster than the eager denoiser
+        model_fn = self._traced.bind(self.denoiser) if self.jit else self.denoiser
         states = denoise(model_fn, self.schedule, x_start, timesteps, constraints=self.constraints(context, x_start),
                          guidance=guidance, eta=self.eta, clip_denoised=self.normalizer.is_bounded("observations"),
                          generator=generator, context={"normalizer": self.normalizer, "layout": self.layout})

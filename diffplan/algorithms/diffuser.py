@@ -120,9 +120,7 @@ class DiffuserPlanner(Planner):
 
     def model_fn(self) -> Any:
         """The denoiser as ``(x, t) -> prediction`` (traced and frozen if ``jit``; gradients to ``x`` still flow)."""
-        if not self.jit:
-            return self.denoiser
-        return lambda x, t: self._traced(self.denoiser, x, t)
+        return self._traced.bind(self.denoiser) if self.jit else self.denoiser
 
     @torch.no_grad()
     def sample(self, context: PlanContext, n: int = 1, guidance: Guidance | None = None,

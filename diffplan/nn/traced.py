@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -28,3 +29,7 @@ class TracedCache:
                 example = tuple(x.detach() for x in inputs)
                 self._traced[key] = torch.jit.freeze(torch.jit.trace(module.eval(), example))
         return self._traced[key](*inputs)
+
+    def bind(self, module: nn.Module) -> Callable[..., torch.Tensor]:
+        """``module`` as a function of its inputs, run through this cache."""
+        return lambda *inputs: self(module, *inputs)
